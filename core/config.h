@@ -1,0 +1,74 @@
+/* The broker's configuration file (libconfig syntax; see docs/configuration.md
+ * and etc/evbus.conf). Loading checks every host-owned key; each problem is
+ * reported as "FILE:LINE: SETTING: what is wrong" and loading goes on so
+ * that one run lists them all. Plugin `options` blocks are checked later
+ * against the plugin's declared schema (schema.h). */
+#ifndef EVB_CONFIG_H
+#define EVB_CONFIG_H
+
+#include <libconfig.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "retry.h"
+#include "topic.h"
+
+typedef struct evb_instance_conf {
+    char *name;   /* unique, [A-Za-z0-9_.-]+ */
+    char *plugin; /* plugin name ("file") or a path to a .so */
+    const char *file; /* config file and line of the instance's group */
+    int line;
+    char *setting;   /* "instances[2]" — for messages */
+    evb_sub_t sub;   /* topics (default ["**"]) and filter */
+    int queue_size;  /* bounded queue, events (default 10000) */
+    int workers;     /* worker threads (default 1) */
+    int max_in_flight; /* 0 = plugin's default */
+    evb_retry_policy_t retry;
+    config_setting_t *options; /* the `options` group or NULL; owned by cfg */
+} evb_instance_conf_t;
+
+typedef struct evb_config {
+    char *path; /* as given */
+    int log_level;
+    char *plugin_dir;       /* NULL = EVBUS_PLUGIN_PATH or the built-in dir */
+    char *ingress_pub;      /* SUB bind endpoint, "" = off */
+    char *ingress_ack;      /* ROUTER bind endpoint, "" = off */
+    char *egress_pub;       /* XPUB bind endpoint, "" = off */
+    int ingress_rcvhwm;     /* per publisher connection, messages */
+    int egress_sndhwm;      /* per egress subscriber, messages */
+    int ack_sndhwm;         /* replies queued per acked publisher */
+    evb_limits_t limits;
+    char *dead_letter_dir;
+    int64_t shutdown_timeout_ms;
+    evb_instance_conf_t *instances;
+    size_t n_instances;
+    config_t cfg; /* kept alive: options settings point into it */
+} evb_config_t;
+
+/* Load and check `path`. Returns the config, or NULL after reporting every
+ * problem with evb_config_report(); *errors gets how many. */
+evb_config_t *evb_config_load(const char *path, int *errors);
+void evb_config_destroy(evb_config_t **self);
+
+/* Report one config problem: logs
+ *   ERROR config: FILE:LINE: SETTING: message
+ * and counts it (see evb_config_error_count). `setting` may be NULL. */
+void evb_config_report(const char *file, int line, const char *setting,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int evb_config_error_count(void);
+
+/* "10s" -> 10000 etc. Accepts ms, s, m, h, d; a bare number is ms.
+ * Returns 0 or -1. */
+int evb_parse_duration(const char *s, int64_t *ms);
+/* "64K" -> 65536 etc. Accepts K, M, G (binary, optional trailing B or
+ * iB); a bare number is bytes. Returns 0 or -1. */
+int evb_parse_size(const char *s, int64_t *bytes);
+
+/* A libconfig setting's path in our notation, "instances[0].retry.max_age",
+ * into buf. */
+const char *evb_setting_path(const config_setting_t *s, char *buf,
+                             size_t size);
+
+#endif

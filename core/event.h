@@ -1,0 +1,113 @@
+/* The event: one accepted CloudEvents envelope, immutable and refcounted,
+ * shared by the egress, every plugin instance queue and the dead-letter
+ * store. `struct evbus_event` is the opaque handle of the public ABI. */
+#ifndef EVB_EVENT_H
+#define EVB_EVENT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Why an input was refused; the code strings are part of the wire
+ * protocol (docs/protocol.md) and of the metrics labels. */
+typedef enum evb_reject {
+    EVB_REJECT_NONE = 0,
+    EVB_REJECT_FRAMES,       /* "bad_frames": wrong frame count/shape */
+    EVB_REJECT_TOO_LARGE,    /* "too_large": over max_message_size */
+    EVB_REJECT_MALFORMED,    /* "malformed": not one valid msgpack value */
+    EVB_REJECT_NOT_MAP,      /* "not_a_map": envelope is not a map */
+    EVB_REJECT_MISSING_TYPE, /* "missing_type" */
+    EVB_REJECT_BAD_TYPE,     /* "bad_type": syntax, or type frame differs */
+    EVB_REJECT_BAD_UTF8,     /* "bad_utf8": a string is not UTF-8 */
+    EVB_REJECT_TOO_DEEP,     /* "too_deep": nesting over max_depth */
+    EVB_REJECT_BAD_ATTR,     /* "bad_attribute": name, type or value */
+    EVB_REJECT_BAD_VALUE,    /* "bad_value": ext type, NaN, ... in data */
+    EVB_REJECT_UNAVAILABLE,  /* "unavailable": broker cannot accept now */
+    EVB_REJECT__COUNT
+} evb_reject_t;
+
+const char *evb_reject_code(evb_reject_t r);
+
+typedef struct evb_limits {
+    size_t max_message_size; /* bytes of the envelope frame */
+    int max_depth;           /* nesting of maps/arrays, envelope = 1 */
+    size_t max_attr_len;     /* bytes of any string attribute but data */
+} evb_limits_t;
+
+#define EVB_LIMITS_DEFAULT {1024 * 1024, 32, 4096}
+
+#define EVB_ID_MAX 256 /* bytes of an event id */
+
+/* A named string attribute, NUL-terminated copies kept with the event. */
+typedef struct evb_attr {
+    const char *name;
+    const char *value;
+} evb_attr_t;
+
+struct evbus_event {
+    atomic_int refs;
+    int64_t accepted_ms;  /* when the broker accepted it (Unix ms) */
+    uint64_t seq;         /* acceptance order within this broker run */
+    const char *type;     /* the attributes below point into `attrs` */
+    const char *id;
+    const char *time;
+    const char *source;
+    const char *subject;
+    const char *project;
+    const char *ticket;
+    const char *agent;
+    evb_attr_t *attrs; /* every top-level string attribute, */
+    size_t n_attrs;    /* in envelope order */
+    const uint8_t *msgpack; /* normalized envelope: id, time, specversion */
+    size_t msgpack_len;     /* always present */
+    _Atomic(char *) json;      /* CloudEvents JSON, made on first use */
+    size_t json_len;
+    _Atomic(char *) data_json; /* data as JSON, made on first use */
+    size_t data_json_len;
+    /* the storage behind attrs and msgpack follows the struct */
+};
+
+typedef struct evbus_event evb_event_t;
+
+/* Decode and validate one envelope as received in frames [type][envelope].
+ * On success returns a new event (refs = 1) whose envelope has `id` (a
+ * UUIDv7 when absent), `time` (now, RFC 3339 UTC with ms, when absent) and
+ * `specversion` ("1.0" when absent). On refusal returns NULL, sets *why,
+ * and writes a one-line human reason into detail. `now_ms` is the
+ * acceptance time. */
+evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
+                              const void *envelope, size_t envelope_len,
+                              const evb_limits_t *limits, int64_t now_ms,
+                              evb_reject_t *why, char *detail,
+                              size_t detail_size);
+
+evb_event_t *evb_event_retain(evb_event_t *ev);
+void evb_event_release(evb_event_t *ev); /* frees at the last release */
+
+/* An attribute by name, NULL when absent. */
+const char *evb_event_attr(const evb_event_t *ev, const char *name);
+
+/* CloudEvents JSON (structured mode), made once and cached; thread-safe.
+ * NULL only when out of memory. */
+const char *evb_event_json(const evb_event_t *ev, size_t *len);
+/* The data member as JSON; NULL when absent (or out of memory). */
+const char *evb_event_data_json(const evb_event_t *ev, size_t *len);
+/* data.<dotted path> as a number / as text (malloc'd; strings raw). */
+int evb_event_data_number(const evb_event_t *ev, const char *path,
+                          double *out);
+char *evb_event_data_text(const evb_event_t *ev, const char *path);
+
+/* Helpers also used by the client library and tests. */
+/* 1 when `type` is a valid event type: dot-separated segments of
+ * [a-z0-9_-], each starting with a letter or digit, at most 255 bytes. */
+int evb_type_valid(const char *type, size_t len);
+/* 1 when n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
+int evb_utf8_valid(const char *s, size_t n);
+/* Write a UUIDv7 (36 chars + NUL) for Unix ms `now_ms`. Thread-safe. */
+void evb_uuid7(char out[37], int64_t now_ms);
+/* RFC 3339 UTC with milliseconds, "2026-11-22T10:00:00.123Z" (24 + NUL). */
+void evb_format_time(char out[32], int64_t unix_ms);
+
+#endif

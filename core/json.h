@@ -1,0 +1,45 @@
+/* JSON <-> msgpack conversion, shared by the broker (CloudEvents JSON for
+ * plugins and dead letters) and the client tools (JSON input to evbus-pub,
+ * JSON output from evbus-sub). */
+#ifndef EVB_JSON_H
+#define EVB_JSON_H
+
+#include <msgpack.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Append `obj` as compact JSON (no spaces, no newline).
+ *  - str: JSON string, escaped ("\"", "\\", control characters as \n, \t,
+ *    ... or \u00XX; other UTF-8 is copied as is). Invalid UTF-8 is the
+ *    caller's to refuse beforehand; it is copied as is.
+ *  - bin: a JSON string holding its standard base64 (RFC 4648, padded).
+ *  - positive/negative integers: decimal. float32/64: the shortest "%.Ng"
+ *    that reads back to the same double, always with '.', 'e' or "E" so it
+ *    stays a number; NaN and infinities cannot be written (returns -1).
+ *  - map keys that are not strings are written as the JSON text of the
+ *    key, in a string (e.g. 1 -> "1").
+ *  - ext: cannot be written (returns -1).
+ * Returns 0, or -1 (out of memory, or a value JSON cannot carry); on -1
+ * the buffer may hold a partial write, so reset it. */
+int evb_json_write(evb_buf_t *out, const msgpack_object *obj);
+
+/* Append a JSON string literal (with the quotes) for n bytes at s. */
+int evb_json_write_string(evb_buf_t *out, const char *s, size_t n);
+
+/* Append standard padded base64 of n bytes. */
+int evb_base64_encode(evb_buf_t *out, const void *data, size_t n);
+
+/* Parse one JSON value (RFC 8259; surrounding white space allowed, nothing
+ * else after it) and pack it with `pk`: objects -> maps, arrays -> arrays,
+ * strings -> str (escapes decoded, surrogate pairs joined into UTF-8),
+ * integers that fit int64/uint64 -> int/uint, other numbers -> float64,
+ * true/false/null -> bool/nil. Nesting deeper than max_depth, invalid
+ * UTF-8 and lone surrogates are errors; duplicate keys are kept as they
+ * come. On error returns -1 and writes a message naming the place
+ * ("line 1, column 17: expected ':'") into err; what was packed so far
+ * must be discarded by the caller. */
+int evb_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk,
+                        int max_depth, char *err, size_t errsz);
+
+#endif
