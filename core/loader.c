@@ -1,0 +1,2 @@
+/* stub: not written yet */
+typedef int evb_stub_t;
