@@ -1,2 +1,411 @@
-/* stub: not written yet */
-typedef int evb_stub_t;
+#include "bus.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "clock.h"
+#include "log.h"
+#include "stats.h"
+
+/* Messages read from one socket before the others get a turn. */
+#define BATCH 512
+/* Frames kept per message; more are read and counted, then refused. */
+#define MAX_FRAMES 5
+
+struct evb_bus {
+    const evb_config_t *cfg;
+    evb_router_t *router;
+    void *ctx;
+    void *sub;    /* ingress.pub */
+    void *router_sock; /* ingress.ack */
+    void *xpub;   /* egress.pub */
+    evb_ratelimit_t rl_reject;
+    evb_ratelimit_t rl_egress;
+    evb_ratelimit_t rl_reply;
+};
+
+/* ------------------------------------------------------------ set-up */
+
+static int s_setopt_int(void *sock, int opt, int value, const char *what)
+{
+    if (zmq_setsockopt(sock, opt, &value, sizeof value) == 0)
+        return 0;
+    evb_error("cannot set %s: %s", what, zmq_strerror(errno));
+    return -1;
+}
+
+static void *s_open(evb_bus_t *bus, int type, const char *endpoint,
+                    const char *setting)
+{
+    void *s = zmq_socket(bus->ctx, type);
+    if (!s) {
+        evb_error("cannot create the %s socket: %s", setting,
+                  zmq_strerror(errno));
+        return NULL;
+    }
+    const evb_config_t *c = bus->cfg;
+    /* Frames over the refusal limit are still read (and refused with a
+     * reason); frames over twice it are cut off by ZeroMQ itself, which
+     * closes that connection, so a hostile peer cannot make us buffer
+     * gigabytes. */
+    int64_t cap = (int64_t)c->limits.max_message_size * 2 + 65536;
+    int rc = 0;
+    if (type == ZMQ_SUB || type == ZMQ_ROUTER) {
+        rc |= zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &cap, sizeof cap);
+        rc |= s_setopt_int(s, ZMQ_RCVHWM, c->ingress_rcvhwm, "rcvhwm");
+    }
+    if (type == ZMQ_SUB)
+        rc |= zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+    if (type == ZMQ_ROUTER) {
+        rc |= s_setopt_int(s, ZMQ_SNDHWM, c->ack_sndhwm, "ack_sndhwm");
+        /* an unroutable reply (publisher gone) fails instead of vanishing,
+         * so it can be counted */
+        rc |= s_setopt_int(s, ZMQ_ROUTER_MANDATORY, 1, "router_mandatory");
+    }
+    if (type == ZMQ_XPUB) {
+        rc |= s_setopt_int(s, ZMQ_SNDHWM, c->egress_sndhwm, "sndhwm");
+        /* at a subscriber's HWM, send fails (EAGAIN) instead of dropping
+         * silently, so every egress drop is counted */
+        rc |= s_setopt_int(s, ZMQ_XPUB_NODROP, 1, "xpub_nodrop");
+    }
+    rc |= s_setopt_int(s, ZMQ_LINGER, type == ZMQ_ROUTER ? 1000 : 0,
+                       "linger");
+    if (rc) {
+        zmq_close(s);
+        return NULL;
+    }
+    if (zmq_bind(s, endpoint) != 0) {
+        evb_error("cannot bind %s to %s: %s", setting, endpoint,
+                  zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+evb_bus_t *evb_bus_new(const evb_config_t *cfg, evb_router_t *router)
+{
+    evb_bus_t *bus = calloc(1, sizeof *bus);
+    if (!bus)
+        return NULL;
+    bus->cfg = cfg;
+    bus->router = router;
+    evb_ratelimit_t rl = EVB_RATELIMIT_INIT(10000, 20);
+    bus->rl_reject = rl;
+    bus->rl_egress = rl;
+    bus->rl_reply = rl;
+    bus->ctx = zmq_ctx_new();
+    if (!bus->ctx)
+        goto fail;
+    if (cfg->ingress_pub && *cfg->ingress_pub &&
+        !(bus->sub = s_open(bus, ZMQ_SUB, cfg->ingress_pub, "ingress.pub")))
+        goto fail;
+    if (cfg->ingress_ack && *cfg->ingress_ack &&
+        !(bus->router_sock =
+              s_open(bus, ZMQ_ROUTER, cfg->ingress_ack, "ingress.ack")))
+        goto fail;
+    if (cfg->egress_pub && *cfg->egress_pub &&
+        !(bus->xpub = s_open(bus, ZMQ_XPUB, cfg->egress_pub, "egress.pub")))
+        goto fail;
+    return bus;
+fail:
+    evb_bus_destroy(&bus);
+    return NULL;
+}
+
+void evb_bus_stop_ingress(evb_bus_t *bus)
+{
+    if (bus->sub)
+        zmq_close(bus->sub);
+    if (bus->router_sock)
+        zmq_close(bus->router_sock);
+    bus->sub = bus->router_sock = NULL;
+}
+
+void evb_bus_destroy(evb_bus_t **self)
+{
+    if (!self || !*self)
+        return;
+    evb_bus_t *bus = *self;
+    evb_bus_stop_ingress(bus);
+    if (bus->xpub)
+        zmq_close(bus->xpub);
+    if (bus->ctx)
+        zmq_ctx_term(bus->ctx);
+    free(bus);
+    *self = NULL;
+}
+
+/* ------------------------------------------------------------ egress */
+
+static void s_release_frame(void *data, void *hint)
+{
+    (void)data;
+    evb_event_release(hint);
+}
+
+static void s_egress(evb_bus_t *bus, evb_event_t *ev)
+{
+    if (!bus->xpub)
+        return;
+    size_t tlen = strlen(ev->type);
+    if (zmq_send(bus->xpub, ev->type, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN) {
+            evb_count(&evb_stats.egress_dropped);
+            evb_log_limited(&bus->rl_egress, EVBUS_LOG_WARN, NULL,
+                            "egress: a subscriber of %s is at its high-water "
+                            "mark (egress.sndhwm); event %s was not "
+                            "re-published",
+                            ev->type, ev->id);
+        } else {
+            evb_log_limited(&bus->rl_egress, EVBUS_LOG_ERROR, NULL,
+                            "egress: send failed: %s", zmq_strerror(errno));
+        }
+        return;
+    }
+    /* the envelope goes out without a copy; ZeroMQ releases our reference
+     * once it has written it */
+    zmq_msg_t m;
+    evb_event_retain(ev);
+    zmq_msg_init_data(&m, (void *)ev->msgpack, ev->msgpack_len,
+                      s_release_frame, ev);
+    if (zmq_msg_send(&m, bus->xpub, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&m);
+    else
+        evb_count(&evb_stats.egress_published);
+}
+
+static void s_drain_subscriptions(evb_bus_t *bus)
+{
+    char buf[256];
+    for (int i = 0; i < BATCH; i++) {
+        int n = zmq_recv(bus->xpub, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (n < 0)
+            return;
+        if (n >= 1 && evb_log_level() >= EVBUS_LOG_DEBUG) {
+            size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
+            evb_debug("egress: a subscriber %s \"%.*s\"",
+                      buf[0] ? "subscribed to" : "unsubscribed from",
+                      (int)(len - 1), buf + 1);
+        }
+    }
+}
+
+/* ----------------------------------------------------------- ingress */
+
+typedef struct {
+    zmq_msg_t parts[MAX_FRAMES];
+    int n;     /* kept */
+    int total; /* received */
+} s_message_t;
+
+/* Read one whole multipart message; 0, or -1 when none is waiting. */
+static int s_recv(void *sock, s_message_t *m)
+{
+    m->n = m->total = 0;
+    for (;;) {
+        zmq_msg_t scratch;
+        zmq_msg_t *dst = m->n < MAX_FRAMES ? &m->parts[m->n] : &scratch;
+        zmq_msg_init(dst);
+        int flags = m->total == 0 ? ZMQ_DONTWAIT : 0;
+        if (zmq_msg_recv(dst, sock, flags) < 0) {
+            zmq_msg_close(dst);
+            if (m->total == 0)
+                return -1;
+            break; /* cannot happen: parts arrive together */
+        }
+        m->total++;
+        int more = zmq_msg_more(dst);
+        if (dst == &scratch)
+            zmq_msg_close(dst);
+        else
+            m->n++;
+        if (!more)
+            break;
+    }
+    return 0;
+}
+
+static void s_close(s_message_t *m)
+{
+    for (int i = 0; i < m->n; i++)
+        zmq_msg_close(&m->parts[i]);
+}
+
+/* Decode and accept; returns the event (owned by the caller) or NULL with
+ * *why and detail filled. */
+static evb_event_t *s_accept(evb_bus_t *bus, evb_ingress_t in,
+                             zmq_msg_t *type, zmq_msg_t *env,
+                             evb_reject_t *why, char *detail, size_t dsize)
+{
+    evb_event_t *ev = evb_event_decode(
+        zmq_msg_data(type), zmq_msg_size(type), zmq_msg_data(env),
+        zmq_msg_size(env), &bus->cfg->limits, evb_now_ms(), why, detail,
+        dsize);
+    if (ev && evb_router_accept(bus->router, ev, why) < 0) {
+        snprintf(detail, dsize, "the broker cannot accept events right now");
+        evb_event_release(ev);
+        ev = NULL;
+    }
+    if (!ev) {
+        evb_count(&evb_stats.rejected[in][*why]);
+        evb_log_limited(&bus->rl_reject, EVBUS_LOG_WARN, NULL,
+                        "ingress %s: rejected an event: %s: %s",
+                        evb_ingress_name(in), evb_reject_code(*why), detail);
+        return NULL;
+    }
+    evb_count(&evb_stats.accepted[in]);
+    return ev;
+}
+
+static void s_refuse_frames(evb_bus_t *bus, evb_ingress_t in, int got,
+                            evb_reject_t *why, char *detail, size_t dsize)
+{
+    *why = EVB_REJECT_FRAMES;
+    snprintf(detail, dsize,
+             "expected 2 frames [type][envelope], got %d", got);
+    evb_count(&evb_stats.rejected[in][*why]);
+    evb_log_limited(&bus->rl_reject, EVBUS_LOG_WARN, NULL,
+                    "ingress %s: rejected a message: bad_frames: %s",
+                    evb_ingress_name(in), detail);
+}
+
+static void s_serve_sub(evb_bus_t *bus)
+{
+    s_message_t m;
+    char detail[512];
+    for (int i = 0; i < BATCH && bus->sub; i++) {
+        if (s_recv(bus->sub, &m) < 0)
+            return;
+        evb_count(&evb_stats.received[EVB_INGRESS_PUB]);
+        evb_reject_t why;
+        if (m.total != 2) {
+            s_refuse_frames(bus, EVB_INGRESS_PUB, m.total, &why, detail,
+                            sizeof detail);
+        } else {
+            evb_event_t *ev = s_accept(bus, EVB_INGRESS_PUB, &m.parts[0],
+                                       &m.parts[1], &why, detail,
+                                       sizeof detail);
+            if (ev) {
+                s_egress(bus, ev);
+                evb_event_release(ev);
+            }
+        }
+        s_close(&m);
+    }
+}
+
+/* Send one reply: [identity]([""])[status][id]([code][text]). */
+static void s_reply(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
+                    const char *status, const char *id, const char *code,
+                    const char *text)
+{
+    void *s = bus->router_sock;
+    const char *parts[4] = {status, id ? id : "", code, text};
+    int nparts = code ? 4 : 2;
+    if (zmq_send(s, zmq_msg_data(identity), zmq_msg_size(identity),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        evb_count(&evb_stats.ack_replies_lost);
+        evb_log_limited(&bus->rl_reply, EVBUS_LOG_WARN, NULL,
+                        "ingress ack: could not reply %s for event %s: %s",
+                        status, id && *id ? id : "(no id)",
+                        errno == EHOSTUNREACH
+                            ? "the publisher has disconnected"
+                            : zmq_strerror(errno));
+        return;
+    }
+    if (delimited)
+        zmq_send(s, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    for (int i = 0; i < nparts; i++)
+        zmq_send(s, parts[i], strlen(parts[i]),
+                 (i + 1 < nparts ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+}
+
+static void s_serve_router(evb_bus_t *bus)
+{
+    s_message_t m;
+    char detail[512];
+    for (int i = 0; i < BATCH && bus->router_sock; i++) {
+        if (s_recv(bus->router_sock, &m) < 0)
+            return;
+        evb_count(&evb_stats.received[EVB_INGRESS_ACK]);
+        /* [identity] then, from REQ, an empty delimiter frame */
+        int delimited = m.n >= 2 && zmq_msg_size(&m.parts[1]) == 0;
+        int first = delimited ? 2 : 1;
+        int payload = m.total - first;
+        evb_reject_t why;
+        if (payload != 2) {
+            s_refuse_frames(bus, EVB_INGRESS_ACK, payload, &why, detail,
+                            sizeof detail);
+            s_reply(bus, &m.parts[0], delimited, "REJECTED", "",
+                    evb_reject_code(why), detail);
+            s_close(&m);
+            continue;
+        }
+        zmq_msg_t *type = &m.parts[first], *env = &m.parts[first + 1];
+        evb_event_t *ev =
+            s_accept(bus, EVB_INGRESS_ACK, type, env, &why, detail,
+                     sizeof detail);
+        if (ev) {
+            s_reply(bus, &m.parts[0], delimited, "ACCEPTED", ev->id, NULL,
+                    NULL);
+            s_egress(bus, ev);
+            evb_event_release(ev);
+        } else {
+            char id[EVB_ID_MAX + 1];
+            if (evb_envelope_id(zmq_msg_data(env), zmq_msg_size(env), id) < 0)
+                id[0] = '\0';
+            s_reply(bus, &m.parts[0], delimited, "REJECTED", id,
+                    evb_reject_code(why), detail);
+        }
+        s_close(&m);
+    }
+}
+
+/* ------------------------------------------------------------ main loop */
+
+int evb_bus_run(evb_bus_t *bus, int signal_fd)
+{
+    for (;;) {
+        zmq_pollitem_t items[4];
+        int n = 0, i_sig, i_sub = -1, i_router = -1, i_xpub = -1;
+        items[i_sig = n++] = (zmq_pollitem_t){NULL, signal_fd, ZMQ_POLLIN, 0};
+        if (bus->sub)
+            items[i_sub = n++] = (zmq_pollitem_t){bus->sub, 0, ZMQ_POLLIN, 0};
+        if (bus->router_sock)
+            items[i_router = n++] =
+                (zmq_pollitem_t){bus->router_sock, 0, ZMQ_POLLIN, 0};
+        if (bus->xpub)
+            items[i_xpub = n++] =
+                (zmq_pollitem_t){bus->xpub, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(items, n, -1);
+        if (rc < 0 && errno != EINTR) {
+            evb_error("poll failed: %s", zmq_strerror(errno));
+            return SIGTERM;
+        }
+        if (items[i_sig].revents & ZMQ_POLLIN) {
+            unsigned char sig;
+            while (read(signal_fd, &sig, 1) == 1) {
+                if (sig == SIGHUP) {
+                    evb_info("SIGHUP: asking every instance to reopen its "
+                             "files");
+                    evb_router_reopen(bus->router);
+                } else {
+                    return sig;
+                }
+            }
+        }
+        if (i_sub >= 0 && (items[i_sub].revents & ZMQ_POLLIN))
+            s_serve_sub(bus);
+        if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN))
+            s_serve_router(bus);
+        if (i_xpub >= 0 && (items[i_xpub].revents & ZMQ_POLLIN))
+            s_drain_subscriptions(bus);
+    }
+}

@@ -1,2 +1,302 @@
-/* stub */
-int main(void) { return 0; }
+/* evbusd: the evbus broker. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "config.h"
+#include "instance.h"
+#include "loader.h"
+#include "log.h"
+#include "router.h"
+#include "stats.h"
+
+#ifndef EVBUS_DEFAULT_CONFIG
+#define EVBUS_DEFAULT_CONFIG "/etc/evbus/evbus.conf"
+#endif
+
+static int s_signal_pipe[2] = {-1, -1};
+
+static void s_on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(s_signal_pipe[1], &b, 1) < 0) {
+        /* the pipe is full: a signal is already pending */
+    }
+    errno = saved;
+}
+
+static int s_signals(void)
+{
+    if (pipe2(s_signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: evbusd [-c FILE] [--check-config] [--version] [--help]\n"
+            "\n"
+            "The evbus event bus broker: accepts lifecycle events over "
+            "ZeroMQ and\n"
+            "delivers them to plugin instances (see evbus.conf).\n"
+            "\n"
+            "  -c, --config FILE   configuration file (default %s)\n"
+            "      --check-config  check the configuration, load every "
+            "plugin and\n"
+            "                      validate its options, then exit: 0 when "
+            "valid,\n"
+            "                      1 with every problem listed as "
+            "FILE:LINE: SETTING\n"
+            "  -V, --version       print the version and plugin ABI, then "
+            "exit\n"
+            "  -h, --help          print this help, then exit\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reopens plugin "
+            "files.\n"
+            "Environment: EVBUS_PLUGIN_PATH (':'-separated plugin "
+            "directories)\n",
+            EVBUS_DEFAULT_CONFIG);
+}
+
+typedef struct {
+    evb_plugin_t **plugins;
+    size_t n_plugins;
+    evb_instance_t **instances;
+    size_t n_instances;
+} s_state_t;
+
+/* Load each plugin once, create every instance, validate its options.
+ * Returns 0, or -1 after every problem has been reported. */
+static int s_prepare(const evb_config_t *cfg, s_state_t *st)
+{
+    int failed = 0;
+    const char *search = evb_loader_search_path(cfg->plugin_dir);
+    st->plugins = calloc(cfg->n_instances + 1, sizeof *st->plugins);
+    st->instances = calloc(cfg->n_instances + 1, sizeof *st->instances);
+    if (!st->plugins || !st->instances)
+        return -1;
+    for (size_t i = 0; i < cfg->n_instances; i++) {
+        const evb_instance_conf_t *ic = &cfg->instances[i];
+        evb_plugin_t *pl = NULL;
+        for (size_t k = 0; k < st->n_plugins && !pl; k++)
+            if (strcmp(st->plugins[k]->ref, ic->plugin) == 0)
+                pl = st->plugins[k];
+        if (!pl) {
+            char err[1024];
+            pl = evb_plugin_load(ic->plugin, search, EVB_HOST_ABI, err,
+                                 sizeof err);
+            if (!pl) {
+                evb_config_report(ic->file, ic->line, ic->setting,
+                                  "instance \"%s\": %s", ic->name, err);
+                failed = 1;
+                continue;
+            }
+            st->plugins[st->n_plugins++] = pl;
+        }
+        evb_instance_t *inst =
+            evb_instance_new(ic, pl, ic->file, cfg->dead_letter_dir);
+        if (!inst) {
+            failed = 1;
+            continue;
+        }
+        st->instances[st->n_instances++] = inst;
+        if (evb_instance_validate(inst) < 0)
+            failed = 1;
+    }
+    return failed ? -1 : 0;
+}
+
+static void s_release(s_state_t *st)
+{
+    for (size_t i = 0; i < st->n_instances; i++)
+        evb_instance_destroy(&st->instances[i]);
+    for (size_t i = 0; i < st->n_plugins; i++)
+        evb_plugin_unload(&st->plugins[i]);
+    free(st->instances);
+    free(st->plugins);
+    memset(st, 0, sizeof *st);
+}
+
+static void s_print_check(const evb_config_t *cfg, const s_state_t *st)
+{
+    printf("%s: configuration OK\n", cfg->path);
+    printf("ingress.pub = \"%s\"\ningress.ack = \"%s\"\negress.pub = \"%s\"\n",
+           cfg->ingress_pub, cfg->ingress_ack, cfg->egress_pub);
+    printf("dead_letter_dir = \"%s\"\n", cfg->dead_letter_dir);
+    for (size_t i = 0; i < st->n_instances; i++) {
+        const evb_instance_t *inst = st->instances[i];
+        const evb_instance_conf_t *ic = inst->conf;
+        printf("instance \"%s\": plugin %s %s (%s), topics", ic->name,
+               inst->plugin->desc.name,
+               inst->plugin->desc.version ? inst->plugin->desc.version : "",
+               inst->plugin->path);
+        for (size_t k = 0; k < ic->sub.n_patterns; k++)
+            printf(" %s", ic->sub.patterns[k]);
+        printf(", queue_size %d, workers %d\n", ic->queue_size,
+               inst->workers);
+        char *dump = evb_options_dump(&inst->options);
+        if (dump) {
+            for (char *line = strtok(dump, "\n"); line;
+                 line = strtok(NULL, "\n"))
+                printf("  options.%s\n", line);
+            free(dump);
+        }
+    }
+}
+
+static void s_log_totals(const s_state_t *st)
+{
+    uint64_t acc = evb_read(&evb_stats.accepted[EVB_INGRESS_PUB]) +
+                   evb_read(&evb_stats.accepted[EVB_INGRESS_ACK]);
+    uint64_t rej = 0;
+    for (int in = 0; in < EVB_INGRESS__COUNT; in++)
+        for (int r = 0; r < EVB_REJECT__COUNT; r++)
+            rej += evb_read(&evb_stats.rejected[in][r]);
+    evb_info("totals: %llu accepted, %llu rejected, %llu re-published, "
+             "%llu egress drops",
+             (unsigned long long)acc, (unsigned long long)rej,
+             (unsigned long long)evb_read(&evb_stats.egress_published),
+             (unsigned long long)evb_read(&evb_stats.egress_dropped));
+    for (size_t i = 0; i < st->n_instances; i++) {
+        evb_instance_stats_t s;
+        evb_instance_get_stats(st->instances[i], &s);
+        evb_log(EVBUS_LOG_INFO, st->instances[i]->name,
+                "totals: %llu delivered, %llu retried, %llu dead-lettered "
+                "(%llu on overflow)",
+                (unsigned long long)s.delivered,
+                (unsigned long long)s.retried,
+                (unsigned long long)s.dead_lettered,
+                (unsigned long long)s.overflow);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = EVBUS_DEFAULT_CONFIG;
+    int check_only = 0;
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'V':
+            printf("evbusd %s (plugin ABI %d.%d)\n", EVBUS_VERSION,
+                   EVBUS_ABI_MAJOR, EVBUS_ABI_MINOR);
+            return 0;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "evbusd: unexpected argument \"%s\"\n", argv[optind]);
+        s_usage(stderr);
+        return 2;
+    }
+
+    /* before any thread: plugins may use libcurl (docs/plugin-abi.md) */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    int errors = 0;
+    evb_config_t *cfg = evb_config_load(config_path, &errors);
+    if (!cfg) {
+        fprintf(stderr, "evbusd: %s: %d configuration error%s\n", config_path,
+                errors, errors == 1 ? "" : "s");
+        curl_global_cleanup();
+        return 1;
+    }
+    evb_log_set_level(cfg->log_level);
+
+    s_state_t st = {0};
+    int rc = 0;
+    if (s_prepare(cfg, &st) < 0) {
+        int n = evb_config_error_count();
+        fprintf(stderr, "evbusd: %s: %d configuration error%s\n", cfg->path,
+                n, n == 1 ? "" : "s");
+        rc = 1;
+        goto out;
+    }
+    if (check_only) {
+        s_print_check(cfg, &st);
+        goto out;
+    }
+
+    if (s_signals() < 0) {
+        evb_error("cannot set up signal handling: %s", strerror(errno));
+        rc = 1;
+        goto out;
+    }
+    evb_router_t router = {st.instances, st.n_instances, 0};
+    evb_bus_t *bus = evb_bus_new(cfg, &router);
+    if (!bus) {
+        rc = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < st.n_instances; i++) {
+        if (evb_instance_start(st.instances[i]) < 0) {
+            rc = 1;
+            evb_bus_destroy(&bus);
+            goto out;
+        }
+    }
+    evb_info("evbusd %s ready: ingress.pub %s, ingress.ack %s, egress.pub "
+             "%s; %zu instance%s",
+             EVBUS_VERSION, *cfg->ingress_pub ? cfg->ingress_pub : "(off)",
+             *cfg->ingress_ack ? cfg->ingress_ack : "(off)",
+             *cfg->egress_pub ? cfg->egress_pub : "(off)", st.n_instances,
+             st.n_instances == 1 ? "" : "s");
+
+    int sig = evb_bus_run(bus, s_signal_pipe[0]);
+    evb_info("%s: stopping ingress, draining for up to %lld ms",
+             strsignal(sig), (long long)cfg->shutdown_timeout_ms);
+    evb_bus_stop_ingress(bus);
+    int64_t deadline = evb_mono_ms() + cfg->shutdown_timeout_ms;
+    /* every instance drains in parallel: ask all first, then wait */
+    for (size_t i = 0; i < st.n_instances; i++)
+        evb_instance_begin_drain(st.instances[i], deadline);
+    for (size_t i = 0; i < st.n_instances; i++)
+        evb_instance_stop(st.instances[i], deadline);
+    s_log_totals(&st);
+    evb_bus_destroy(&bus);
+    evb_info("stopped");
+
+out:
+    s_release(&st);
+    evb_config_destroy(&cfg);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,2 +1,1130 @@
-/* stub: not written yet */
-typedef int evb_stub_t;
+/* The event codec: validate an incoming msgpack envelope, normalize it
+ * (id, time, specversion), and render it as CloudEvents JSON on demand.
+ *
+ * Ingest does not hand untrusted bytes to msgpack-c's unpacker: that
+ * allocates containers by their declared size before reading them (a
+ * 5-byte message can claim four billion map entries) and has a hard
+ * 32-level stack. A small scanner below walks the raw bytes first,
+ * bounding every count by the bytes left and every nesting by max_depth,
+ * and checks UTF-8, ext types and non-finite floats on the way. Only
+ * validated envelopes are ever unpacked (for JSON rendering). */
+#include "event.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#include "json.h"
+#include "retry.h" /* evb_random */
+
+#define MAX_TOP_ATTRS 128
+#define MAX_DEPTH_LIMIT 32
+
+static const char *const s_reject_codes[EVB_REJECT__COUNT] = {
+    [EVB_REJECT_NONE] = "none",
+    [EVB_REJECT_FRAMES] = "bad_frames",
+    [EVB_REJECT_TOO_LARGE] = "too_large",
+    [EVB_REJECT_MALFORMED] = "malformed",
+    [EVB_REJECT_NOT_MAP] = "not_a_map",
+    [EVB_REJECT_MISSING_TYPE] = "missing_type",
+    [EVB_REJECT_BAD_TYPE] = "bad_type",
+    [EVB_REJECT_BAD_UTF8] = "bad_utf8",
+    [EVB_REJECT_TOO_DEEP] = "too_deep",
+    [EVB_REJECT_BAD_ATTR] = "bad_attribute",
+    [EVB_REJECT_BAD_VALUE] = "bad_value",
+    [EVB_REJECT_UNAVAILABLE] = "unavailable",
+};
+
+const char *evb_reject_code(evb_reject_t r)
+{
+    if ((int)r < 0 || r >= EVB_REJECT__COUNT)
+        return "unknown";
+    return s_reject_codes[r];
+}
+
+/* ------------------------------------------------------------ utilities */
+
+int evb_utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII fast path, 8 bytes at a time */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned min;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (i + len > n)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            unsigned cc = s[i + k];
+            if ((cc & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+int evb_type_valid(const char *type, size_t len)
+{
+    if (len == 0 || len > 255)
+        return 0;
+    size_t seg = 0; /* length of the current segment */
+    for (size_t i = 0; i < len; i++) {
+        char c = type[i];
+        if (c == '.') {
+            if (seg == 0)
+                return 0;
+            seg = 0;
+            continue;
+        }
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && !((c == '_' || c == '-') && seg > 0))
+            return 0;
+        seg++;
+    }
+    return seg > 0;
+}
+
+void evb_format_time(char out[32], int64_t unix_ms)
+{
+    time_t secs = (time_t)(unix_ms / 1000);
+    int ms = (int)(unix_ms % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs--;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    /* by hand: this runs per event when a publisher leaves out `time` */
+    unsigned year = (unsigned)(tm.tm_year + 1900) % 10000;
+    unsigned v[] = {year / 100, year % 100, (unsigned)tm.tm_mon + 1,
+                    (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
+                    (unsigned)tm.tm_min, (unsigned)tm.tm_sec};
+    static const char sep[] = "  --T::"; /* separator before v[i] */
+    char *o = out;
+    for (int i = 0; i < 7; i++) {
+        if (i >= 2)
+            *o++ = sep[i];
+        *o++ = (char)('0' + v[i] / 10 % 10);
+        *o++ = (char)('0' + v[i] % 10);
+    }
+    *o++ = '.';
+    *o++ = (char)('0' + ms / 100);
+    *o++ = (char)('0' + ms / 10 % 10);
+    *o++ = (char)('0' + ms % 10);
+    *o++ = 'Z';
+    *o = '\0';
+}
+
+void evb_uuid7(char out[37], int64_t now_ms)
+{
+    /* RFC 9562 UUIDv7 with a 12-bit counter in rand_a (method 1), so ids
+     * made within one millisecond by this process still sort in order. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last_ms;
+    static unsigned counter;
+    pthread_mutex_lock(&lock);
+    if (now_ms > last_ms) {
+        last_ms = now_ms;
+        counter = (unsigned)(evb_random() & 0x1ff); /* leave headroom */
+    } else if (++counter > 0xfff) {
+        last_ms++; /* counter exhausted: borrow the next millisecond */
+        counter = 0;
+    }
+    uint64_t ms = (uint64_t)last_ms;
+    unsigned ctr = counter;
+    pthread_mutex_unlock(&lock);
+
+    uint64_t rnd = evb_random();
+    uint8_t b[16];
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | ((ctr >> 8) & 0x0f));
+    b[7] = (uint8_t)(ctr & 0xff);
+    for (int i = 8; i < 16; i++)
+        b[i] = (uint8_t)(rnd >> (8 * (i - 8)));
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
+}
+
+/* RFC 3339 date-time: 2026-11-22T10:00:00(.fraction)?(Z|+hh:mm|-hh:mm) */
+static int s_time_valid(const char *s, size_t n)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    if (n < 20)
+        return 0;
+    for (size_t i = 0; i < 19; i++) {
+        char c = s[i];
+        if (shape[i] == 'd' ? !(c >= '0' && c <= '9')
+                            : !(c == shape[i] ||
+                                (shape[i] == 'T' && (c == 't' || c == ' '))))
+            return 0;
+    }
+    int mon = (s[5] - '0') * 10 + (s[6] - '0');
+    int day = (s[8] - '0') * 10 + (s[9] - '0');
+    int hh = (s[11] - '0') * 10 + (s[12] - '0');
+    int mm = (s[14] - '0') * 10 + (s[15] - '0');
+    int ss = (s[17] - '0') * 10 + (s[18] - '0');
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 ||
+        ss > 60)
+        return 0;
+    size_t i = 19;
+    if (i < n && s[i] == '.') {
+        size_t start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start || i - start > 9)
+            return 0;
+    }
+    if (i < n && (s[i] == 'Z' || s[i] == 'z'))
+        return i + 1 == n;
+    if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        const char *t = s + i + 1;
+        return t[0] >= '0' && t[0] <= '2' && t[1] >= '0' && t[1] <= '9' &&
+               t[3] >= '0' && t[3] <= '5' && t[4] >= '0' && t[4] <= '9';
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------ msgpack scanner */
+
+typedef enum {
+    MP_NIL,
+    MP_BOOL,
+    MP_UINT,
+    MP_INT,
+    MP_FLOAT,
+    MP_STR,
+    MP_BIN,
+    MP_ARRAY,
+    MP_MAP,
+    MP_EXT
+} mp_kind_t;
+
+typedef struct {
+    mp_kind_t kind;
+    const uint8_t *ptr; /* STR/BIN payload */
+    uint32_t len;       /* STR/BIN bytes, ARRAY/MAP count */
+    double f;           /* FLOAT */
+    int finite;
+} mp_item_t;
+
+static inline uint32_t s_be(const uint8_t *p, int n)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Read one item's header at *pp (and the payload of STR/BIN/scalars).
+ * Returns 0, or -1 when the bytes end too early or the byte is invalid. */
+static int s_read(const uint8_t **pp, const uint8_t *end, mp_item_t *it)
+{
+    const uint8_t *p = *pp;
+    if (p >= end)
+        return -1;
+    uint8_t c = *p++;
+    size_t need = 0; /* fixed bytes following the tag */
+    it->finite = 1;
+    if (c <= 0x7f) {
+        it->kind = MP_UINT;
+    } else if (c <= 0x8f) {
+        it->kind = MP_MAP;
+        it->len = c & 0x0f;
+    } else if (c <= 0x9f) {
+        it->kind = MP_ARRAY;
+        it->len = c & 0x0f;
+    } else if (c <= 0xbf) {
+        it->kind = MP_STR;
+        it->len = c & 0x1f;
+        goto payload;
+    } else if (c >= 0xe0) {
+        it->kind = MP_INT;
+    } else {
+        switch (c) {
+        case 0xc0:
+            it->kind = MP_NIL;
+            break;
+        case 0xc2:
+        case 0xc3:
+            it->kind = MP_BOOL;
+            break;
+        case 0xc4: case 0xc5: case 0xc6: {
+            int n = 1 << (c - 0xc4);
+            if (end - p < n)
+                return -1;
+            it->kind = MP_BIN;
+            it->len = s_be(p, n);
+            p += n;
+            goto payload;
+        }
+        case 0xd9: case 0xda: case 0xdb: {
+            int n = 1 << (c - 0xd9);
+            if (end - p < n)
+                return -1;
+            it->kind = MP_STR;
+            it->len = s_be(p, n);
+            p += n;
+            goto payload;
+        }
+        case 0xc7: case 0xc8: case 0xc9: {
+            int n = 1 << (c - 0xc7);
+            if (end - p < n + 1)
+                return -1;
+            it->kind = MP_EXT;
+            it->len = s_be(p, n);
+            p += n + 1; /* size, then the type byte */
+            goto payload;
+        }
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            it->kind = MP_EXT;
+            it->len = 1u << (c - 0xd4);
+            p += 1; /* type byte */
+            if (p > end)
+                return -1;
+            goto payload;
+        case 0xca:
+            if (end - p < 4)
+                return -1;
+            {
+                uint32_t u = s_be(p, 4);
+                float f;
+                memcpy(&f, &u, 4);
+                it->f = f;
+            }
+            it->kind = MP_FLOAT;
+            it->finite = isfinite(it->f);
+            need = 4;
+            break;
+        case 0xcb:
+            if (end - p < 8)
+                return -1;
+            {
+                uint64_t u = ((uint64_t)s_be(p, 4) << 32) | s_be(p + 4, 4);
+                memcpy(&it->f, &u, 8);
+            }
+            it->kind = MP_FLOAT;
+            it->finite = isfinite(it->f);
+            need = 8;
+            break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            it->kind = MP_UINT;
+            need = (size_t)1 << (c - 0xcc);
+            break;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+            it->kind = MP_INT;
+            need = (size_t)1 << (c - 0xd0);
+            break;
+        case 0xdc: case 0xdd: {
+            int n = c == 0xdc ? 2 : 4;
+            if (end - p < n)
+                return -1;
+            it->kind = MP_ARRAY;
+            it->len = s_be(p, n);
+            p += n;
+            break;
+        }
+        case 0xde: case 0xdf: {
+            int n = c == 0xde ? 2 : 4;
+            if (end - p < n)
+                return -1;
+            it->kind = MP_MAP;
+            it->len = s_be(p, n);
+            p += n;
+            break;
+        }
+        default: /* 0xc1 is never used */
+            return -1;
+        }
+    }
+    if ((size_t)(end - p) < need)
+        return -1;
+    *pp = p + need;
+    return 0;
+payload:
+    if ((size_t)(end - p) < it->len)
+        return -1;
+    it->ptr = p;
+    *pp = p + it->len;
+    return 0;
+}
+
+typedef struct {
+    evb_reject_t why;
+    char *detail;
+    size_t detail_size;
+} s_err_t;
+
+static void s_fail(s_err_t *e, evb_reject_t why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_fail(s_err_t *e, evb_reject_t why, const char *fmt, ...)
+{
+    e->why = why;
+    if (e->detail && e->detail_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->detail, e->detail_size, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* Validate one value (and everything inside it) starting at *pp, whose
+ * container nesting starts at `depth` (the envelope map is depth 1).
+ * `what` names the value for messages. */
+static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
+                        int max_depth, const char *what, s_err_t *e)
+{
+    uint32_t left[MAX_DEPTH_LIMIT + 2]; /* items left per open container */
+    int top = 0;
+    left[0] = 1;
+    while (top >= 0) {
+        if (left[top] == 0) {
+            top--;
+            continue;
+        }
+        left[top]--;
+        mp_item_t it;
+        if (s_read(pp, end, &it) < 0) {
+            s_fail(e, EVB_REJECT_MALFORMED,
+                   "%s: truncated or invalid msgpack", what);
+            return -1;
+        }
+        switch (it.kind) {
+        case MP_STR:
+            if (!evb_utf8_valid((const char *)it.ptr, it.len)) {
+                s_fail(e, EVB_REJECT_BAD_UTF8,
+                       "%s: a string is not valid UTF-8", what);
+                return -1;
+            }
+            break;
+        case MP_EXT:
+            s_fail(e, EVB_REJECT_BAD_VALUE,
+                   "%s: msgpack ext types are not accepted", what);
+            return -1;
+        case MP_FLOAT:
+            if (!it.finite) {
+                s_fail(e, EVB_REJECT_BAD_VALUE,
+                       "%s: NaN and infinite floats are not accepted", what);
+                return -1;
+            }
+            break;
+        case MP_ARRAY:
+        case MP_MAP: {
+            uint64_t items = it.kind == MP_MAP ? 2ull * it.len : it.len;
+            /* every item takes at least one byte */
+            if (items > (uint64_t)(end - *pp)) {
+                s_fail(e, EVB_REJECT_MALFORMED,
+                       "%s: a container claims %" PRIu64
+                       " items but the message ends first",
+                       what, items);
+                return -1;
+            }
+            if (depth + top + 1 > max_depth) {
+                s_fail(e, EVB_REJECT_TOO_DEEP,
+                       "%s: nested deeper than %d levels", what, max_depth);
+                return -1;
+            }
+            left[++top] = (uint32_t)items;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- decode */
+
+typedef struct {
+    const uint8_t *name;
+    uint32_t name_len;
+    const uint8_t *value; /* string attributes only */
+    uint32_t value_len;
+} s_pending_attr_t;
+
+static int s_known_string_attr(const char *name, size_t n)
+{
+    static const char *const known[] = {
+        "specversion", "id", "source", "type", "subject", "time",
+        "datacontenttype", "dataschema", NULL};
+    for (int i = 0; known[i]; i++)
+        if (strlen(known[i]) == n && memcmp(known[i], name, n) == 0)
+            return 1;
+    return 0;
+}
+
+static int s_name_is(const s_pending_attr_t *a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a->name_len == n && memcmp(a->name, lit, n) == 0;
+}
+
+/* Size of a msgpack str header for n bytes. */
+static size_t s_str_hdr(size_t n)
+{
+    return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static uint8_t *s_put_str(uint8_t *o, const char *s, size_t n)
+{
+    if (n < 32) {
+        *o++ = (uint8_t)(0xa0 | n);
+    } else if (n < 256) {
+        *o++ = 0xd9;
+        *o++ = (uint8_t)n;
+    } else if (n < 65536) {
+        *o++ = 0xda;
+        *o++ = (uint8_t)(n >> 8);
+        *o++ = (uint8_t)n;
+    } else {
+        *o++ = 0xdb;
+        for (int i = 3; i >= 0; i--)
+            *o++ = (uint8_t)(n >> (8 * i));
+    }
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static uint8_t *s_put_map_hdr(uint8_t *o, uint32_t n)
+{
+    if (n < 16) {
+        *o++ = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        *o++ = 0xde;
+        *o++ = (uint8_t)(n >> 8);
+        *o++ = (uint8_t)n;
+    } else {
+        *o++ = 0xdf;
+        for (int i = 3; i >= 0; i--)
+            *o++ = (uint8_t)(n >> (8 * i));
+    }
+    return o;
+}
+
+evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
+                              const void *envelope, size_t envelope_len,
+                              const evb_limits_t *limits, int64_t now_ms,
+                              evb_reject_t *why, char *detail,
+                              size_t detail_size)
+{
+    s_err_t e = {EVB_REJECT_NONE, detail, detail_size};
+    int max_depth = limits->max_depth;
+    if (max_depth < 1 || max_depth > MAX_DEPTH_LIMIT)
+        max_depth = MAX_DEPTH_LIMIT;
+    if (detail && detail_size)
+        detail[0] = '\0';
+
+    if (!evb_type_valid(type_frame, type_len)) {
+        s_fail(&e, EVB_REJECT_BAD_TYPE,
+               "the type frame is not a valid event type (dot-separated "
+               "lower-case [a-z0-9_-] segments, at most 255 bytes)");
+        goto refuse;
+    }
+    if (envelope_len > limits->max_message_size) {
+        s_fail(&e, EVB_REJECT_TOO_LARGE,
+               "envelope of %zu bytes exceeds max_message_size %zu",
+               envelope_len, limits->max_message_size);
+        goto refuse;
+    }
+
+    const uint8_t *p = envelope, *end = p + envelope_len;
+    mp_item_t root;
+    if (s_read(&p, end, &root) < 0) {
+        s_fail(&e, EVB_REJECT_MALFORMED, "envelope: truncated or invalid "
+                                         "msgpack");
+        goto refuse;
+    }
+    if (root.kind != MP_MAP) {
+        s_fail(&e, EVB_REJECT_NOT_MAP, "the envelope must be a msgpack map");
+        goto refuse;
+    }
+    if (root.len > MAX_TOP_ATTRS) {
+        s_fail(&e, EVB_REJECT_BAD_ATTR,
+               "the envelope has %u attributes, more than %d", root.len,
+               MAX_TOP_ATTRS);
+        goto refuse;
+    }
+    const uint8_t *body = p; /* the map's pairs, as received */
+
+    s_pending_attr_t attrs[MAX_TOP_ATTRS];
+    size_t n_attrs = 0;
+    int have_id = 0, have_time = 0, have_spec = 0, have_type = 0;
+    size_t strings_bytes = 0;
+    for (uint32_t i = 0; i < root.len; i++) {
+        mp_item_t key;
+        if (s_read(&p, end, &key) < 0) {
+            s_fail(&e, EVB_REJECT_MALFORMED,
+                   "envelope: truncated or invalid msgpack");
+            goto refuse;
+        }
+        if (key.kind != MP_STR) {
+            s_fail(&e, EVB_REJECT_BAD_ATTR,
+                   "attribute names must be strings");
+            goto refuse;
+        }
+        const char *name = (const char *)key.ptr;
+        int name_ok = key.len >= 1 && key.len <= 20;
+        for (uint32_t k = 0; name_ok && k < key.len; k++)
+            name_ok = (name[k] >= 'a' && name[k] <= 'z') ||
+                      (name[k] >= '0' && name[k] <= '9');
+        if (!name_ok) {
+            char shown[48];
+            size_t sn = key.len < 40 ? key.len : 40;
+            memcpy(shown, name, sn);
+            shown[sn] = '\0';
+            for (size_t k = 0; k < sn; k++)
+                if ((unsigned char)shown[k] < 0x20 ||
+                    (unsigned char)shown[k] >= 0x7f)
+                    shown[k] = '?';
+            s_fail(&e, EVB_REJECT_BAD_ATTR,
+                   "attribute name \"%s\" is not 1-20 lower-case letters "
+                   "or digits",
+                   shown);
+            goto refuse;
+        }
+        for (size_t k = 0; k < n_attrs; k++) {
+            if (attrs[k].name_len == key.len &&
+                memcmp(attrs[k].name, name, key.len) == 0) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR, "duplicate attribute \"%.*s\"",
+                       (int)key.len, name);
+                goto refuse;
+            }
+        }
+        s_pending_attr_t *a = &attrs[n_attrs++];
+        a->name = key.ptr;
+        a->name_len = key.len;
+        a->value = NULL;
+        a->value_len = 0;
+
+        if (s_name_is(a, "data")) {
+            if (s_scan_value(&p, end, 1, max_depth, "data", &e) < 0)
+                goto refuse;
+            continue;
+        }
+        mp_item_t v;
+        if (s_read(&p, end, &v) < 0) {
+            s_fail(&e, EVB_REJECT_MALFORMED,
+                   "attribute \"%.*s\": truncated or invalid msgpack",
+                   (int)key.len, name);
+            goto refuse;
+        }
+        int known = s_known_string_attr(name, key.len);
+        if (v.kind == MP_STR) {
+            if (v.len > limits->max_attr_len) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR,
+                       "attribute \"%.*s\" is %u bytes, more than "
+                       "max_attr_len %zu",
+                       (int)key.len, name, v.len, limits->max_attr_len);
+                goto refuse;
+            }
+            if (!evb_utf8_valid((const char *)v.ptr, v.len)) {
+                s_fail(&e, EVB_REJECT_BAD_UTF8,
+                       "attribute \"%.*s\" is not valid UTF-8", (int)key.len,
+                       name);
+                goto refuse;
+            }
+            a->value = v.ptr;
+            a->value_len = v.len;
+            strings_bytes += v.len + 1;
+        } else if (known || !(v.kind == MP_BOOL || v.kind == MP_INT ||
+                              v.kind == MP_UINT)) {
+            s_fail(&e, EVB_REJECT_BAD_ATTR,
+                   known ? "attribute \"%.*s\" must be a string"
+                         : "extension attribute \"%.*s\" must be a string, "
+                           "integer or boolean",
+                   (int)key.len, name);
+            goto refuse;
+        }
+        strings_bytes += key.len + 1;
+
+        if (s_name_is(a, "type")) {
+            have_type = 1;
+            if (v.len != type_len || memcmp(v.ptr, type_frame, type_len)) {
+                s_fail(&e, EVB_REJECT_BAD_TYPE,
+                       "the type frame \"%.*s\" differs from the envelope's "
+                       "type \"%.*s\"",
+                       (int)(type_len > 100 ? 100 : type_len),
+                       (const char *)type_frame,
+                       (int)(v.len > 100 ? 100 : v.len), (const char *)v.ptr);
+                goto refuse;
+            }
+        } else if (s_name_is(a, "id")) {
+            have_id = 1;
+            if (v.len == 0 || v.len > EVB_ID_MAX) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR,
+                       "attribute \"id\" must be 1 to %d bytes", EVB_ID_MAX);
+                goto refuse;
+            }
+        } else if (s_name_is(a, "time")) {
+            have_time = 1;
+            if (!s_time_valid((const char *)v.ptr, v.len)) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR,
+                       "attribute \"time\" is not an RFC 3339 timestamp");
+                goto refuse;
+            }
+        } else if (s_name_is(a, "specversion")) {
+            have_spec = 1;
+            if (v.len != 3 || memcmp(v.ptr, "1.0", 3) != 0) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR,
+                       "specversion must be \"1.0\"");
+                goto refuse;
+            }
+        } else if (s_name_is(a, "source")) {
+            if (v.len == 0) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR,
+                       "attribute \"source\" must not be empty");
+                goto refuse;
+            }
+        }
+    }
+    if (p != end) {
+        s_fail(&e, EVB_REJECT_MALFORMED,
+               "%zu bytes follow the envelope map", (size_t)(end - p));
+        goto refuse;
+    }
+    if (!have_type) {
+        s_fail(&e, EVB_REJECT_MISSING_TYPE,
+               "the envelope has no \"type\" attribute");
+        goto refuse;
+    }
+
+    /* ---- build the event: struct, attr table, strings, msgpack ---- */
+    char id_buf[37], time_buf[32];
+    uint32_t added = 0;
+    size_t extra = 0; /* bytes appended to the envelope */
+    if (!have_spec) {
+        added++;
+        extra += 1 + 11 + 1 + 3;
+        strings_bytes += sizeof "specversion" + sizeof "1.0";
+    }
+    if (!have_id) {
+        evb_uuid7(id_buf, now_ms);
+        added++;
+        extra += 1 + 2 + 1 + 36;
+        strings_bytes += sizeof "id" + 37;
+    }
+    if (!have_time) {
+        evb_format_time(time_buf, now_ms);
+        added++;
+        extra += 1 + 4 + s_str_hdr(strlen(time_buf)) + strlen(time_buf);
+        strings_bytes += sizeof "time" + strlen(time_buf) + 1;
+    }
+    size_t n_table = 0;
+    for (size_t i = 0; i < n_attrs; i++)
+        if (attrs[i].value)
+            n_table++;
+    n_table += added;
+    size_t body_len = (size_t)(end - body);
+    size_t mp_len = added ? 5 + body_len + extra : envelope_len;
+    size_t total = sizeof(evb_event_t) + n_table * sizeof(evb_attr_t) +
+                   strings_bytes + mp_len;
+    evb_event_t *ev = malloc(total);
+    if (!ev) {
+        s_fail(&e, EVB_REJECT_UNAVAILABLE, "out of memory");
+        goto refuse;
+    }
+    memset(ev, 0, sizeof *ev);
+    atomic_init(&ev->refs, 1);
+    atomic_init(&ev->json, NULL);
+    atomic_init(&ev->data_json, NULL);
+    ev->accepted_ms = now_ms;
+    ev->attrs = (evb_attr_t *)(ev + 1);
+    char *str = (char *)(ev->attrs + n_table);
+    uint8_t *mp = (uint8_t *)str + strings_bytes;
+
+#define ADD_ATTR(nm, nlen, val, vlen)                                        \
+    do {                                                                     \
+        evb_attr_t *at = &ev->attrs[ev->n_attrs++];                          \
+        memcpy(str, (nm), (nlen));                                           \
+        str[(nlen)] = '\0';                                                  \
+        at->name = str;                                                      \
+        str += (nlen) + 1;                                                   \
+        memcpy(str, (val), (vlen));                                          \
+        str[(vlen)] = '\0';                                                  \
+        at->value = str;                                                     \
+        str += (vlen) + 1;                                                   \
+    } while (0)
+
+    for (size_t i = 0; i < n_attrs; i++)
+        if (attrs[i].value)
+            ADD_ATTR(attrs[i].name, attrs[i].name_len, attrs[i].value,
+                     attrs[i].value_len);
+    if (!have_spec)
+        ADD_ATTR("specversion", 11, "1.0", 3);
+    if (!have_id)
+        ADD_ATTR("id", 2, id_buf, 36);
+    if (!have_time)
+        ADD_ATTR("time", 4, time_buf, strlen(time_buf));
+#undef ADD_ATTR
+
+    if (!added) {
+        memcpy(mp, envelope, envelope_len);
+    } else {
+        /* same pairs, a new count, the filled-in attributes at the end */
+        uint8_t *o = s_put_map_hdr(mp, root.len + added);
+        memcpy(o, body, body_len);
+        o += body_len;
+        if (!have_spec) {
+            o = s_put_str(o, "specversion", 11);
+            o = s_put_str(o, "1.0", 3);
+        }
+        if (!have_id) {
+            o = s_put_str(o, "id", 2);
+            o = s_put_str(o, id_buf, 36);
+        }
+        if (!have_time) {
+            o = s_put_str(o, "time", 4);
+            o = s_put_str(o, time_buf, strlen(time_buf));
+        }
+        mp_len = (size_t)(o - mp);
+    }
+    ev->msgpack = mp;
+    ev->msgpack_len = mp_len;
+
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const char *n = ev->attrs[i].name, *v = ev->attrs[i].value;
+        switch (n[0]) {
+        case 't':
+            if (strcmp(n, "type") == 0)
+                ev->type = v;
+            else if (strcmp(n, "time") == 0)
+                ev->time = v;
+            else if (strcmp(n, "ticket") == 0)
+                ev->ticket = v;
+            break;
+        case 'i':
+            if (strcmp(n, "id") == 0)
+                ev->id = v;
+            break;
+        case 's':
+            if (strcmp(n, "source") == 0)
+                ev->source = v;
+            else if (strcmp(n, "subject") == 0)
+                ev->subject = v;
+            break;
+        case 'p':
+            if (strcmp(n, "project") == 0)
+                ev->project = v;
+            break;
+        case 'a':
+            if (strcmp(n, "agent") == 0)
+                ev->agent = v;
+            break;
+        default:
+            break;
+        }
+    }
+    if (why)
+        *why = EVB_REJECT_NONE;
+    return ev;
+
+refuse:
+    if (why)
+        *why = e.why;
+    return NULL;
+}
+
+int evb_envelope_id(const void *envelope, size_t len,
+                    char out[EVB_ID_MAX + 1])
+{
+    const uint8_t *p = envelope, *end = p + len;
+    mp_item_t root;
+    if (s_read(&p, end, &root) < 0 || root.kind != MP_MAP)
+        return -1;
+    s_err_t e = {EVB_REJECT_NONE, NULL, 0};
+    for (uint32_t i = 0; i < root.len; i++) {
+        mp_item_t key;
+        if (s_read(&p, end, &key) < 0 || key.kind != MP_STR)
+            return -1;
+        if (key.len == 2 && memcmp(key.ptr, "id", 2) == 0) {
+            mp_item_t v;
+            if (s_read(&p, end, &v) < 0 || v.kind != MP_STR ||
+                v.len > EVB_ID_MAX ||
+                !evb_utf8_valid((const char *)v.ptr, v.len))
+                return -1;
+            memcpy(out, v.ptr, v.len);
+            out[v.len] = '\0';
+            return 0;
+        }
+        if (s_scan_value(&p, end, 1, MAX_DEPTH_LIMIT, "value", &e) < 0)
+            return -1;
+    }
+    return -1;
+}
+
+evb_event_t *evb_event_retain(evb_event_t *ev)
+{
+    atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
+    return ev;
+}
+
+void evb_event_release(evb_event_t *ev)
+{
+    if (!ev)
+        return;
+    if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(atomic_load(&ev->json));
+    free(atomic_load(&ev->data_json));
+    free(ev);
+}
+
+const char *evb_event_attr(const evb_event_t *ev, const char *name)
+{
+    for (size_t i = 0; i < ev->n_attrs; i++)
+        if (strcmp(ev->attrs[i].name, name) == 0)
+            return ev->attrs[i].value;
+    return NULL;
+}
+
+/* ------------------------------------------------------------ rendering */
+
+/* A per-thread zone for unpacking validated envelopes. */
+static pthread_key_t s_zone_key;
+static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
+
+static void s_zone_free(void *z)
+{
+    msgpack_zone_free(z);
+}
+
+static void s_zone_init(void)
+{
+    pthread_key_create(&s_zone_key, s_zone_free);
+}
+
+static msgpack_zone *s_zone(void)
+{
+    pthread_once(&s_zone_once, s_zone_init);
+    msgpack_zone *z = pthread_getspecific(s_zone_key);
+    if (!z) {
+        z = msgpack_zone_new(8192);
+        if (z)
+            pthread_setspecific(s_zone_key, z);
+    }
+    return z;
+}
+
+/* Unpack the stored envelope into the thread's zone (cleared first). */
+static int s_unpack(const evb_event_t *ev, msgpack_object *root)
+{
+    msgpack_zone *z = s_zone();
+    if (!z)
+        return -1;
+    msgpack_zone_clear(z);
+    size_t off = 0;
+    msgpack_unpack_return rc = msgpack_unpack(
+        (const char *)ev->msgpack, ev->msgpack_len, &off, z, root);
+    return rc == MSGPACK_UNPACK_SUCCESS && root->type == MSGPACK_OBJECT_MAP
+               ? 0
+               : -1;
+}
+
+static const msgpack_object *s_find_key(const msgpack_object *map,
+                                        const char *key, size_t n)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == n &&
+            memcmp(kv->key.via.str.ptr, key, n) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+/* Publish a rendered string into an atomic cache slot: the first writer
+ * wins, later ones free their copy. */
+static const char *s_cache(_Atomic(char *) *slot, size_t *len_slot,
+                           char *mine, size_t len)
+{
+    char *expected = NULL;
+    /* the length is written before the pointer is published */
+    *len_slot = len;
+    if (atomic_compare_exchange_strong(slot, &expected, mine))
+        return mine;
+    free(mine);
+    return expected;
+}
+
+const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
+{
+    evb_event_t *ev = (evb_event_t *)ev_c;
+    char *done = atomic_load_explicit(&ev->json, memory_order_acquire);
+    if (done) {
+        if (len)
+            *len = ev->json_len;
+        return done;
+    }
+    msgpack_object root;
+    if (s_unpack(ev, &root) < 0)
+        return NULL;
+    evb_buf_t b = EVB_BUF_INIT;
+    if (evb_buf_reserve(&b, ev->msgpack_len * 2 + 64) < 0)
+        return NULL;
+    int rc = evb_buf_putc(&b, '{');
+    for (uint32_t i = 0; rc == 0 && i < root.via.map.size; i++) {
+        const msgpack_object_kv *kv = &root.via.map.ptr[i];
+        if (i)
+            rc |= evb_buf_putc(&b, ',');
+        if (kv->key.via.str.size == 4 &&
+            memcmp(kv->key.via.str.ptr, "data", 4) == 0 &&
+            kv->val.type == MSGPACK_OBJECT_BIN) {
+            rc |= evb_buf_puts(&b, "\"data_base64\":\"");
+            rc |= evb_base64_encode(&b, kv->val.via.bin.ptr,
+                                    kv->val.via.bin.size);
+            rc |= evb_buf_putc(&b, '"');
+            continue;
+        }
+        rc |= evb_json_write_string(&b, kv->key.via.str.ptr,
+                                    kv->key.via.str.size);
+        rc |= evb_buf_putc(&b, ':');
+        rc |= evb_json_write(&b, &kv->val);
+    }
+    rc |= evb_buf_putc(&b, '}');
+    if (rc) {
+        evb_buf_free(&b);
+        return NULL;
+    }
+    size_t n;
+    char *s = evb_buf_steal(&b, &n);
+    const char *out = s_cache(&ev->json, &ev->json_len, s, n);
+    if (len)
+        *len = ev->json_len;
+    return out;
+}
+
+const char *evb_event_data_json(const evb_event_t *ev_c, size_t *len)
+{
+    evb_event_t *ev = (evb_event_t *)ev_c;
+    char *done = atomic_load_explicit(&ev->data_json, memory_order_acquire);
+    if (done) {
+        if (len)
+            *len = ev->data_json_len;
+        return done;
+    }
+    msgpack_object root;
+    if (s_unpack(ev, &root) < 0)
+        return NULL;
+    const msgpack_object *data = s_find_key(&root, "data", 4);
+    if (!data)
+        return NULL;
+    evb_buf_t b = EVB_BUF_INIT;
+    if (evb_json_write(&b, data) < 0) {
+        evb_buf_free(&b);
+        return NULL;
+    }
+    size_t n;
+    char *s = evb_buf_steal(&b, &n);
+    const char *out = s_cache(&ev->data_json, &ev->data_json_len, s, n);
+    if (len)
+        *len = ev->data_json_len;
+    return out;
+}
+
+/* data.<a.b.c>: walk map keys; NULL when any step is missing. */
+static const msgpack_object *s_data_path(const msgpack_object *root,
+                                         const char *path)
+{
+    const msgpack_object *o = s_find_key(root, "data", 4);
+    while (o && path && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        o = s_find_key(o, path, n);
+        path = dot ? dot + 1 : NULL;
+    }
+    return o;
+}
+
+int evb_event_data_number(const evb_event_t *ev, const char *path,
+                          double *out)
+{
+    msgpack_object root;
+    if (s_unpack(ev, &root) < 0)
+        return -1;
+    const msgpack_object *o = s_data_path(&root, path);
+    if (!o)
+        return -1;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = (double)o->via.u64;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = (double)o->via.i64;
+        return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *out = o->via.f64;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+char *evb_event_data_text(const evb_event_t *ev, const char *path)
+{
+    msgpack_object root;
+    if (s_unpack(ev, &root) < 0)
+        return NULL;
+    const msgpack_object *o = s_data_path(&root, path);
+    if (!o)
+        return NULL;
+    if (o->type == MSGPACK_OBJECT_STR)
+        return strndup(o->via.str.ptr, o->via.str.size);
+    evb_buf_t b = EVB_BUF_INIT;
+    if (evb_json_write(&b, o) < 0) {
+        evb_buf_free(&b);
+        return NULL;
+    }
+    return evb_buf_steal(&b, NULL);
+}

@@ -99,6 +99,12 @@ int evb_event_data_number(const evb_event_t *ev, const char *path,
                           double *out);
 char *evb_event_data_text(const evb_event_t *ev, const char *path);
 
+/* Best effort, for rejection replies: the envelope's top-level string "id"
+ * (at most EVB_ID_MAX bytes) copied into out. 0 when found, else -1. Safe
+ * on any input. */
+int evb_envelope_id(const void *envelope, size_t len,
+                    char out[EVB_ID_MAX + 1]);
+
 /* Helpers also used by the client library and tests. */
 /* 1 when `type` is a valid event type: dot-separated segments of
  * [a-z0-9_-], each starting with a letter or digit, at most 255 bytes. */

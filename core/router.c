@@ -1,2 +1,21 @@
-/* stub: not written yet */
-typedef int evb_stub_t;
+#include "router.h"
+
+#include "topic.h"
+
+int evb_router_accept(evb_router_t *r, evb_event_t *ev, evb_reject_t *why)
+{
+    (void)why;
+    ev->seq = ++r->next_seq;
+    for (size_t i = 0; i < r->n_instances; i++) {
+        evb_instance_t *inst = r->instances[i];
+        if (evb_sub_matches(&inst->conf->sub, ev))
+            evb_instance_enqueue(inst, ev);
+    }
+    return 0;
+}
+
+void evb_router_reopen(evb_router_t *r)
+{
+    for (size_t i = 0; i < r->n_instances; i++)
+        evb_instance_request_reopen(r->instances[i]);
+}
