@@ -15,7 +15,6 @@
  * must not switch LC_NUMERIC to a locale whose decimal point is not '.'. */
 #include "json.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,12 +28,16 @@ static const char s_hex[] = "0123456789abcdef";
 
 /* For each byte, 0 when it is copied as is, otherwise the character that
  * follows the backslash in its escape ('u' meaning \u00XX). */
+/* clang-format off */
 static const char s_escape[256] = {
-    'u', 'u', 'u', 'u', 'u', 'u',         'u',           'u', 'b',
-    't', 'n', 'u', 'f', 'r', 'u',         'u',           'u', 'u',
-    'u', 'u', 'u', 'u', 'u', 'u',         'u',           'u', 'u',
-    'u', 'u', 'u', 'u', 'u', ['"'] = '"', ['\\'] = '\\',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', /* 0x00-0x07 */
+    'b', 't', 'n', 'u', 'f', 'r', 'u', 'u', /* 0x08-0x0f */
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', /* 0x10-0x17 */
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', /* 0x18-0x1f */
+    ['"'] = '"',
+    ['\\'] = '\\',
 };
+/* clang-format on */
 
 static const char s_digits2[] = "00010203040506070809"
                                 "10111213141516171819"
@@ -187,6 +190,58 @@ static int s_write_i64(evb_buf_t *out, int64_t v)
                  : s_write_u64(out, (uint64_t)v, 0);
 }
 
+/* Most measured values (0.25, 21.5, 3.14159) without printf: if d * 10^k
+ * (k = 1..6) is a whole number m below 1e15 and m / 10^k gives back d,
+ * the decimal m / 10^k reads back to d (strtod rounds correctly), and it
+ * is what "%.15g" prints: m has at most 15 digits and d lies within half
+ * an ulp of it, far inside the 15th digit's rounding step. Writes that
+ * text into buf (at least 32 bytes) and returns its length, or 0. */
+static size_t s_short_decimal(double d, char *buf)
+{
+    static const double pow10[] = {1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+    double a = d < 0 ? -d : d;
+    if (!(a >= 1e-4 && a < 1e14)) /* "%g" uses fixed notation here */
+        return 0;
+    for (size_t k = 0; k < sizeof pow10 / sizeof pow10[0]; k++) {
+        double x = a * pow10[k];
+        if (x >= 1e15)
+            return 0;
+        uint64_t m = (uint64_t)x;
+        if ((double)m != x || (double)m / pow10[k] != a)
+            continue;
+        char digits[24];
+        char *end = digits + sizeof digits;
+        char *p = s_u64_digits(end, m);
+        size_t frac = k + 1; /* digits after the point */
+        while (frac && end[-1] == '0') {
+            end--;
+            frac--;
+        }
+        size_t nd = (size_t)(end - p);
+        if (!frac)
+            return 0; /* whole: not reached, s_write_double took it */
+        char *o = buf;
+        if (d < 0)
+            *o++ = '-';
+        if (nd <= frac) {
+            *o++ = '0';
+            *o++ = '.';
+            memset(o, '0', frac - nd);
+            o += frac - nd;
+            memcpy(o, p, nd);
+            o += nd;
+        } else {
+            memcpy(o, p, nd - frac);
+            o += nd - frac;
+            *o++ = '.';
+            memcpy(o, end - frac, frac);
+            o += frac;
+        }
+        return (size_t)(o - buf);
+    }
+    return 0;
+}
+
 static int s_write_double(evb_buf_t *out, double d)
 {
     if (!isfinite(d))
@@ -203,6 +258,9 @@ static int s_write_double(evb_buf_t *out, double d)
             *--p = '-'; /* also for -0.0 */
         return evb_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
     }
+    size_t len = s_short_decimal(d, tmp);
+    if (len)
+        return evb_buf_append(out, tmp, len);
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
@@ -399,6 +457,21 @@ static int s_add_container(parser_t *ps, size_t *ord)
     return 0;
 }
 
+/* Double the pre-pass stack, moving it off `local` the first time. */
+static int s_grow_stack(size_t **stack, size_t *local, size_t *cap)
+{
+    size_t n = *cap * 2;
+    size_t *s = *stack == local ? malloc(n * sizeof *s)
+                                : realloc(*stack, n * sizeof *s);
+    if (!s)
+        return -1;
+    if (*stack == local)
+        memcpy(s, local, *cap * sizeof *s);
+    *stack = s;
+    *cap = n;
+    return 0;
+}
+
 /* Pre-pass: count the members of every array and object. A container's
  * count is its commas plus one once anything appears in it. It trusts the
  * text; anything malformed is found by the main pass, which stops there,
@@ -408,15 +481,8 @@ static int s_count_members(parser_t *ps)
 {
     size_t local[64];
     size_t *stack = local; /* ordinals of the open containers */
-    size_t depth = 0, limit = (size_t)ps->max_depth;
-    size_t maxlen = (size_t)(ps->end - ps->text);
-    if (limit > maxlen)
-        limit = maxlen; /* cannot open more containers than bytes */
-    if (limit > sizeof local / sizeof local[0]) {
-        stack = malloc(limit * sizeof *stack);
-        if (!stack)
-            return -1;
-    }
+    size_t depth = 0, cap = sizeof local / sizeof local[0];
+    size_t limit = (size_t)ps->max_depth;
     int rc = 0;
     const char *p = ps->text, *end = ps->end;
     while (p < end) {
@@ -462,6 +528,10 @@ static int s_count_members(parser_t *ps)
             size_t ord;
             if (depth == limit)
                 break; /* too deep: the main pass reports it */
+            if (depth == cap && s_grow_stack(&stack, local, &cap) < 0) {
+                rc = -1;
+                break;
+            }
             if (s_add_container(ps, &ord) < 0) {
                 rc = -1;
                 break;

@@ -17,8 +17,11 @@
  *  - positive/negative integers: decimal. float32/64: the shortest "%.Ng"
  *    that reads back to the same double, always with '.', 'e' or "E" so it
  *    stays a number; NaN and infinities cannot be written (returns -1).
- *  - map keys that are not strings are written as the JSON text of the
- *    key, in a string (e.g. 1 -> "1").
+ *  - map keys that are neither str nor bin are written as the JSON text of
+ *    the key, in a string (1 -> "1"); bin keys as their base64.
+ *  - float32 is written from its double value (0.1f -> 0.10000000149011612).
+ *  - recursion follows the object's nesting: only pass objects whose depth
+ *    is bounded (msgpack-c's unpacker refuses more than 32 levels).
  *  - ext: cannot be written (returns -1).
  * Returns 0, or -1 (out of memory, or a value JSON cannot carry); on -1
  * the buffer may hold a partial write, so reset it. */
@@ -36,7 +39,10 @@ int evb_base64_encode(evb_buf_t *out, const void *data, size_t n);
  * integers that fit int64/uint64 -> int/uint, other numbers -> float64,
  * true/false/null -> bool/nil. Nesting deeper than max_depth, invalid
  * UTF-8 and lone surrogates are errors; duplicate keys are kept as they
- * come. On error returns -1 and writes a message naming the place
+ * come. Keep max_depth small (<= 1000): each level costs ~100 bytes of C
+ * stack. `text` need not be NUL-terminated; err may be NULL. Numbers too
+ * large for a double are errors. Assumes the C locale's decimal point.
+ * On error returns -1 and writes a message naming the place
  * ("line 1, column 17: expected ':'") into err; what was packed so far
  * must be discarded by the caller. */
 int evb_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk,

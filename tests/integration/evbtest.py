@@ -1,0 +1,273 @@
+"""Shared harness for the integration tests: a real evbusd on loopback,
+real ZeroMQ peers (pyzmq), real files.
+
+Run a test file with /usr/bin/python3 (Debian's python3-zmq and
+python3-msgpack import there). The build tree comes from $EVBUS_BUILDDIR
+(set by `make check`), else the current directory. Each test file ends with
+evbtest.main(), which prints one summary line tools/run-tests adds up:
+"test_name: N passed, N failed, N skipped".
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import msgpack
+import zmq
+
+BUILDDIR = os.path.abspath(os.environ.get("EVBUS_BUILDDIR", "."))
+SRCDIR = os.path.abspath(
+    os.environ.get("EVBUS_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+)
+EVBUSD = os.path.join(BUILDDIR, "core", "evbusd")
+EVBUS_PUB = os.path.join(BUILDDIR, "tools", "evbus-pub")
+EVBUS_SUB = os.path.join(BUILDDIR, "tools", "evbus-sub")
+PLUGIN_PATH = os.environ.get(
+    "EVBUS_PLUGIN_PATH", os.path.join(BUILDDIR, "plugins", "file", ".libs")
+)
+TEST_PLUGIN_DIR = os.path.join(BUILDDIR, "tests", "abi", ".libs")
+PYTHON = os.environ.get("PYTHON3", "/usr/bin/python3")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Poll predicate() until it is truthy; return its value or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def read_lines(path):
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def envelope(type_, **attrs):
+    """A msgpack envelope as a publisher would build it."""
+    env = {"type": type_, "source": "evbtest"}
+    env.update(attrs)
+    return msgpack.packb(env, use_bin_type=True)
+
+
+class Broker:
+    """evbusd with a generated config in a private directory.
+
+    instances: libconfig text for the `instances` list body, or None for a
+    single file instance named "all" on "**" writing <dir>/all.jsonl.
+    """
+
+    def __init__(self, instances=None, extra="", env=None, log_level="info"):
+        self.dir = tempfile.mkdtemp(prefix="evbtest-")
+        self.pub_port, self.ack_port, self.egress_port = free_port(), free_port(), free_port()
+        self.pub = "tcp://127.0.0.1:%d" % self.pub_port
+        self.ack = "tcp://127.0.0.1:%d" % self.ack_port
+        self.egress = "tcp://127.0.0.1:%d" % self.egress_port
+        if instances is None:
+            instances = self.file_instance("all", ["**"])
+        self.config = os.path.join(self.dir, "evbus.conf")
+        with open(self.config, "w") as f:
+            f.write(
+                'log_level = "%s";\n'
+                'dead_letter_dir = "%s/dead";\n'
+                'shutdown_timeout = "5s";\n'
+                'ingress = { pub = "%s"; ack = "%s"; };\n'
+                'egress = { pub = "%s"; };\n'
+                "%s\n"
+                "instances = (\n%s\n);\n"
+                % (log_level, self.dir, self.pub, self.ack, self.egress, extra, instances)
+            )
+        self.env = dict(os.environ)
+        self.env["EVBUS_PLUGIN_PATH"] = PLUGIN_PATH
+        if env:
+            self.env.update(env)
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "evbusd.log")
+        self.ctx = zmq.Context.instance()
+
+    def file_instance(self, name, topics, filter_=None, options=""):
+        topics_s = ", ".join('"%s"' % t for t in topics)
+        flt = ""
+        if filter_:
+            flt = "filter = { %s };" % " ".join(
+                '%s = "%s";' % (k, v) for k, v in filter_.items()
+            )
+        return (
+            '{ name = "%s"; plugin = "file"; topics = [ %s ]; %s '
+            'options = { path = "%s/%s.jsonl"; fsync = "never"; %s }; }'
+            % (name, topics_s, flt, self.dir, name, options)
+        )
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def output(self, name="all"):
+        return read_lines(self.path(name + ".jsonl"))
+
+    def dead_letters(self, name):
+        return read_lines(os.path.join(self.dir, "dead", name + ".jsonl"))
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def start(self, wait=True):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [EVBUSD, "-c", self.config],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        if wait:
+            wait_for(
+                lambda: "ready:" in self.log() or self.proc.poll() is not None,
+                what="evbusd to be ready",
+            )
+            if self.proc.poll() is not None:
+                raise AssertionError("evbusd exited at start:\n" + self.log())
+        return self
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop the broker; returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("evbusd did not stop within %ss:\n%s" % (timeout, self.log()))
+        self.log_file.close()
+        self.proc = None
+        return code
+
+    def close(self):
+        try:
+            if self.proc is not None:
+                self.stop(signal.SIGKILL)
+        finally:
+            if os.environ.get("EVBTEST_KEEP"):
+                print("kept", self.dir, file=sys.stderr)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- peers
+
+    def publisher(self):
+        """A PUB-compatible socket connected to ingress.pub, after the
+        broker's subscription has arrived (so nothing sent is lost to the
+        slow-joiner effect)."""
+        s = self.ctx.socket(zmq.XPUB)
+        s.setsockopt(zmq.LINGER, 2000)
+        s.setsockopt(zmq.SNDHWM, 0)
+        s.connect(self.pub)
+        if not s.poll(5000):
+            raise AssertionError("no subscription from the broker's SUB socket")
+        s.recv()
+        return s
+
+    def dealer(self):
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.ack)
+        return s
+
+    def subscriber(self, prefix=b""):
+        s = self.ctx.socket(zmq.SUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SUBSCRIBE, prefix)
+        s.connect(self.egress)
+        return s
+
+    def ack_publish(self, frames, timeout_ms=5000, dealer=None):
+        """Send frames on a DEALER and return the reply frames (as str)."""
+        d = dealer or self.dealer()
+        try:
+            d.send_multipart(frames)
+            if not d.poll(timeout_ms):
+                raise AssertionError("no reply from ingress.ack within %d ms" % timeout_ms)
+            return [f.decode("utf-8", "replace") for f in d.recv_multipart()]
+        finally:
+            if dealer is None:
+                d.close()
+
+    def run_tool(self, args, input_=None, timeout=30):
+        return subprocess.run(
+            args,
+            input=input_,
+            capture_output=True,
+            timeout=timeout,
+            env=self.env,
+        )
+
+
+class TestCase(unittest.TestCase):
+    """A test case whose broker (self.broker) is stopped and removed after
+    each test; its log is printed when the test fails."""
+
+    broker = None
+
+    def make_broker(self, **kw):
+        self.broker = Broker(**kw)
+        self.addCleanup(self._cleanup_broker, self.broker)
+        return self.broker
+
+    def _cleanup_broker(self, broker):
+        outcome = getattr(self, "_outcome", None)
+        failed = False
+        if outcome is not None and hasattr(outcome, "errors"):
+            failed = any(err for _, err in outcome.errors)
+        elif outcome is not None and hasattr(outcome, "result"):
+            failed = not outcome.result.wasSuccessful()
+        if failed:
+            sys.stderr.write("---- evbusd log ----\n" + broker.log() + "\n")
+        broker.close()
+
+
+def main():
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    if not os.path.exists(EVBUSD):
+        print("%s: evbusd not built at %s" % (name, EVBUSD), file=sys.stderr)
+        print("%s: 0 passed, 1 failed" % name)
+        sys.exit(1)
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    skipped = len(result.skipped)
+    passed = result.testsRun - failed - skipped
+    print("\n%s: %d passed, %d failed, %d skipped" % (name, passed, failed, skipped))
+    sys.exit(0 if failed == 0 else 1)

@@ -140,8 +140,16 @@ static void s_parse_n(parsed_t *r, const char *json, size_t len, int max_depth)
     msgpack_sbuffer_init(&r->sb);
     msgpack_unpacked_init(&r->up);
     msgpack_packer_init(&pk, &r->sb, msgpack_sbuffer_write);
+    /* an exact-size copy, so that ASan catches any read past len */
+    char *copy = malloc(len ? len : 1);
+    if (!copy) {
+        r->rc = -3;
+        return;
+    }
+    memcpy(copy, json, len);
     r->rc =
-        evb_json_to_msgpack(json, len, &pk, max_depth, r->err, sizeof r->err);
+        evb_json_to_msgpack(copy, len, &pk, max_depth, r->err, sizeof r->err);
+    free(copy);
     if (r->rc == 0) {
         size_t off = 0;
         /* exactly one packed value, nothing after it */
@@ -282,6 +290,15 @@ static void test_write_float_as_shortest_text_that_round_trips(void)
     CU_ASSERT(
         s_double_renders(1.7976931348623157e308, "1.7976931348623157e+308"));
     CU_ASSERT(s_double_renders(5e-324, "4.94065645841247e-324"));
+    CU_ASSERT(s_double_renders(0.25, "0.25"));
+    CU_ASSERT(s_double_renders(-21.5, "-21.5"));
+    CU_ASSERT(s_double_renders(3.14159, "3.14159"));
+    CU_ASSERT(s_double_renders(0.0001, "0.0001"));
+    CU_ASSERT(s_double_renders(0.00012, "0.00012"));
+    CU_ASSERT(s_double_renders(0.00001, "1e-05"));
+    CU_ASSERT(s_double_renders(12345678901234.5, "12345678901234.5"));
+    CU_ASSERT(s_double_renders(123456789012345.6, "123456789012345.6"));
+    CU_ASSERT(s_double_renders(1e14 + 0.5, "100000000000000.5"));
 }
 
 static void test_write_whole_floats_keep_a_decimal_point(void)
@@ -315,7 +332,7 @@ test_write_float_matches_documented_printf_rule_for_many_values(void)
 {
     uint64_t x = 88172645463325252u; /* xorshift64 */
     int mismatches = 0;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 200000; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -332,9 +349,14 @@ test_write_float_matches_documented_printf_rule_for_many_values(void)
         case 2: /* small whole numbers */
             d = (double)((int64_t)(x % 2000001) - 1000000);
             break;
-        default: /* short decimals */
-            d = (double)((int64_t)(x % 2000001) - 1000000) / 1000;
+        default: { /* short decimals at many scales */
+            static const double scale[] = {10,   100,  1e3, 1e4,  1e5,
+                                           1e6,  1e7,  1e8, 1e-3, 1e-9,
+                                           1e10, 1e12, 3,   7};
+            d = (double)((int64_t)(x % 2000001) - 1000000) /
+                scale[(x >> 32) % (sizeof scale / sizeof scale[0])];
             break;
+        }
         }
         char want[64];
         s_reference_double(d, want, sizeof want);
@@ -523,6 +545,42 @@ static void test_write_string_escapes_long_text_with_many_escapes(void)
     evb_buf_free(&b);
     free(s);
     free(want);
+}
+
+/* Escapes early in a long string must not eat the room the rest of it
+ * needs (ASan watches the buffer at every size around a growth step). */
+static void test_write_string_escapes_before_a_long_safe_run(void)
+{
+    int bad = 0;
+    for (size_t n = 1000; n < 1100 && !bad; n++) {
+        for (size_t k = 1; k <= 24 && !bad; k += 23) {
+            char *s = malloc(n);
+            char *want = malloc(n * 6 + 3);
+            CU_ASSERT_FATAL(s && want);
+            size_t w = 0;
+            want[w++] = '"';
+            for (size_t i = 0; i < n; i++) {
+                s[i] = i < k ? '\x01' : 'a';
+                if (i < k) {
+                    memcpy(want + w, "\\u0001", 6);
+                    w += 6;
+                } else {
+                    want[w++] = 'a';
+                }
+            }
+            want[w++] = '"';
+            evb_buf_t b = EVB_BUF_INIT;
+            /* start from a buffer holding n + 3 bytes' worth of room */
+            if (evb_buf_reserve(&b, n + 2) < 0 ||
+                evb_json_write_string(&b, s, n) < 0 || b.len != w ||
+                memcmp(b.data, want, w) != 0)
+                bad = 1;
+            evb_buf_free(&b);
+            free(s);
+            free(want);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
 }
 
 static void test_write_string_appends_to_what_the_buffer_holds(void)
@@ -1056,6 +1114,8 @@ static CU_TestInfo s_write_tests[] = {
      test_write_escapes_exactly_the_required_bytes_at_any_offset},
     {"write_string_escapes_long_text_with_many_escapes",
      test_write_string_escapes_long_text_with_many_escapes},
+    {"write_string_escapes_before_a_long_safe_run",
+     test_write_string_escapes_before_a_long_safe_run},
     {"write_string_appends_to_what_the_buffer_holds",
      test_write_string_appends_to_what_the_buffer_holds},
     {"base64_matches_rfc4648_test_vectors",
