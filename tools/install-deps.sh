@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install everything evbus needs to build, run and test, on Debian 12.
+# Uses sudo when not run as root. Safe to run again.
+set -e
+PKGS="build-essential autoconf automake libtool pkg-config
+      libzmq3-dev libmsgpack-dev libconfig-dev libcurl4-openssl-dev libssl-dev
+      libcunit1-dev python3 python3-zmq python3-msgpack"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+echo "install-deps: done"

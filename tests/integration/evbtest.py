@@ -72,11 +72,13 @@ def envelope(type_, **attrs):
 class Broker:
     """evbusd with a generated config in a private directory.
 
-    instances: libconfig text for the `instances` list body, or None for a
-    single file instance named "all" on "**" writing <dir>/all.jsonl.
+    instances: libconfig text for the `instances` list body, a function of
+    the broker returning it (to use file_instance()), or None for a single
+    file instance named "all" on "**" writing <dir>/all.jsonl.
+    ingress: extra settings inside the ingress group.
     """
 
-    def __init__(self, instances=None, extra="", env=None, log_level="info"):
+    def __init__(self, instances=None, extra="", env=None, log_level="info", ingress=""):
         self.dir = tempfile.mkdtemp(prefix="evbtest-")
         self.pub_port, self.ack_port, self.egress_port = free_port(), free_port(), free_port()
         self.pub = "tcp://127.0.0.1:%d" % self.pub_port
@@ -84,17 +86,20 @@ class Broker:
         self.egress = "tcp://127.0.0.1:%d" % self.egress_port
         if instances is None:
             instances = self.file_instance("all", ["**"])
+        elif callable(instances):
+            instances = instances(self)
         self.config = os.path.join(self.dir, "evbus.conf")
         with open(self.config, "w") as f:
             f.write(
                 'log_level = "%s";\n'
                 'dead_letter_dir = "%s/dead";\n'
                 'shutdown_timeout = "5s";\n'
-                'ingress = { pub = "%s"; ack = "%s"; };\n'
+                'ingress = { pub = "%s"; ack = "%s"; %s };\n'
                 'egress = { pub = "%s"; };\n'
                 "%s\n"
                 "instances = (\n%s\n);\n"
-                % (log_level, self.dir, self.pub, self.ack, self.egress, extra, instances)
+                % (log_level, self.dir, self.pub, self.ack, ingress, self.egress, extra,
+                   instances)
             )
         self.env = dict(os.environ)
         self.env["EVBUS_PLUGIN_PATH"] = PLUGIN_PATH

@@ -91,18 +91,12 @@ class IngestTest(evbtest.TestCase):
         d.close()
 
     def test_topics_and_filters_route_only_matching_events(self):
-        b = evbtest.Broker.__new__(evbtest.Broker)
-        b = self.make_broker(instances="")  # replaced below
-        insts = ",\n".join([
+        b = self.make_broker(instances=lambda b: ",\n".join([
             b.file_instance("failures", ["task.failed"]),
             b.file_instance("alpha", ["**"], filter_={"project": "alpha"}),
             b.file_instance("steps", ["workflow.*.completed"]),
             b.file_instance("tasks", ["task.**"]),
-        ])
-        with open(b.config) as f:
-            text = f.read()
-        with open(b.config, "w") as f:
-            f.write(text.replace("instances = (\n\n);", "instances = (\n%s\n);" % insts))
+        ]))
         b.start()
         sends = [
             ("task.failed", {"id": "1", "project": "alpha"}),
