@@ -9,6 +9,7 @@ int evb_buf_reserve(evb_buf_t *b, size_t extra)
     size_t need = b->len + extra + 1; /* room for the NUL */
     if (need <= b->cap)
         return 0;
+    int fresh = b->data == NULL;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
@@ -17,6 +18,8 @@ int evb_buf_reserve(evb_buf_t *b, size_t extra)
         return -1;
     b->data = p;
     b->cap = cap;
+    if (fresh)
+        p[0] = '\0';
     return 0;
 }
 
@@ -90,6 +93,7 @@ char *evb_buf_steal(evb_buf_t *b, size_t *len)
 {
     if (!b->data && evb_buf_reserve(b, 0) < 0)
         return NULL;
+    b->data[b->len] = '\0'; /* also when nothing was ever appended */
     char *p = b->data;
     if (len)
         *len = b->len;

@@ -66,15 +66,14 @@ int evb_config_error_count(void)
     return atomic_load(&s_errors);
 }
 
-const char *evb_setting_path(const config_setting_t *s, char *buf,
-                             size_t size)
+const char *evb_setting_path(const config_setting_t *s, char *buf, size_t size)
 {
     /* collect the chain from s up to (not including) the root */
     const config_setting_t *chain[64];
     int depth = 0;
-    for (const config_setting_t *p = s; p && !config_setting_is_root(p) &&
-                                        depth < (int)(sizeof chain /
-                                                      sizeof chain[0]);
+    for (const config_setting_t *p = s;
+         p && !config_setting_is_root(p) &&
+         depth < (int)(sizeof chain / sizeof chain[0]);
          p = config_setting_parent(p))
         chain[depth++] = p;
     size_t off = 0;
@@ -85,14 +84,13 @@ const char *evb_setting_path(const config_setting_t *s, char *buf,
         const config_setting_t *c = chain[i];
         const config_setting_t *parent = config_setting_parent(c);
         int n;
-        if (parent && (config_setting_is_list(parent) ||
-                       config_setting_is_array(parent)))
+        if (parent &&
+            (config_setting_is_list(parent) || config_setting_is_array(parent)))
             n = snprintf(buf + off, size - off, "[%d]",
                          config_setting_index(c));
         else
             n = snprintf(buf + off, size - off, "%s%s", off ? "." : "",
-                         config_setting_name(c) ? config_setting_name(c)
-                                                : "?");
+                         config_setting_name(c) ? config_setting_name(c) : "?");
         if (n < 0)
             break;
         off += (size_t)n;
@@ -115,8 +113,8 @@ static void s_err(const config_setting_t *s, const char *fmt, ...)
     evb_setting_path(s, path, sizeof path);
     va_list ap;
     va_start(ap, fmt);
-    s_vreport(s_file_of(s, NULL), (int)config_setting_source_line(s),
-              path, fmt, ap);
+    s_vreport(s_file_of(s, NULL), (int)config_setting_source_line(s), path, fmt,
+              ap);
     va_end(ap);
 }
 
@@ -134,8 +132,8 @@ static void s_err_member(const config_setting_t *g, const char *name,
     snprintf(path + len, sizeof path - len, "%s%s", len ? "." : "", name);
     va_list ap;
     va_start(ap, fmt);
-    s_vreport(s_file_of(g, NULL), (int)config_setting_source_line(g),
-              path, fmt, ap);
+    s_vreport(s_file_of(g, NULL), (int)config_setting_source_line(g), path, fmt,
+              ap);
     va_end(ap);
 }
 
@@ -165,8 +163,7 @@ static void s_quote(const char *s, char *buf, size_t size)
 }
 
 /* What a setting holds, for "expected X, got Y" messages. */
-static const char *s_describe(const config_setting_t *s, char *buf,
-                              size_t size)
+static const char *s_describe(const config_setting_t *s, char *buf, size_t size)
 {
     switch (config_setting_type(s)) {
     case CONFIG_TYPE_INT:
@@ -179,7 +176,8 @@ static const char *s_describe(const config_setting_t *s, char *buf,
         snprintf(buf, size, "%g", config_setting_get_float(s));
         break;
     case CONFIG_TYPE_BOOL:
-        snprintf(buf, size, "%s", config_setting_get_bool(s) ? "true" : "false");
+        snprintf(buf, size, "%s",
+                 config_setting_get_bool(s) ? "true" : "false");
         break;
     case CONFIG_TYPE_STRING:
         s_quote(config_setting_get_string(s), buf, size);
@@ -236,8 +234,8 @@ static int s_number(const char **sp, uint64_t *whole, uint64_t *num,
 
 /* whole.num/den * factor, rounded to the nearest integer, into *out;
  * -1 on overflow of int64. */
-static int s_scale(uint64_t whole, uint64_t num, uint64_t den,
-                   uint64_t factor, int64_t *out)
+static int s_scale(uint64_t whole, uint64_t num, uint64_t den, uint64_t factor,
+                   int64_t *out)
 {
     uint64_t v;
     if (__builtin_mul_overflow(whole, factor, &v))
@@ -255,8 +253,8 @@ int evb_parse_duration(const char *s, int64_t *ms)
     static const struct {
         const char *unit;
         uint64_t factor;
-    } units[] = {{"ms", 1},       {"s", 1000},      {"m", 60000},
-                 {"h", 3600000}, {"d", 86400000}};
+    } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     if (!s || !*s)
         return -1;
     const char *p = s;
@@ -417,8 +415,8 @@ static int s_group(const config_setting_t *g, const char *name,
     return 1;
 }
 
-static int s_string(const config_setting_t *g, const char *name,
-                    char **out, int allow_empty)
+static int s_string(const config_setting_t *g, const char *name, char **out,
+                    int allow_empty)
 {
     const config_setting_t *m = g ? config_setting_get_member(g, name) : NULL;
     if (!m)
@@ -459,16 +457,15 @@ static int s_int(const config_setting_t *g, const char *name, int64_t min,
     char got[128];
     s_describe(m, got, sizeof got);
     if (max >= INT_MAX)
-        s_err(m, "expected an integer of at least %lld, got %s",
-              (long long)min, got);
+        s_err(m, "expected an integer of at least %lld, got %s", (long long)min,
+              got);
     else
         s_err(m, "expected an integer from %lld to %lld, got %s",
               (long long)min, (long long)max, got);
     return -1;
 }
 
-static int s_duration(const config_setting_t *g, const char *name,
-                      int64_t *out)
+static int s_duration(const config_setting_t *g, const char *name, int64_t *out)
 {
     const config_setting_t *m = g ? config_setting_get_member(g, name) : NULL;
     if (!m)
@@ -637,8 +634,9 @@ static void s_load_topics(evb_instance_conf_t *ic, const config_setting_t *g)
         return;
     }
     if (!config_setting_is_list(m) && !config_setting_is_array(m)) {
-        s_err(m, "expected a topic pattern or a list of them [ \"task.*\" ], "
-                 "got %s",
+        s_err(m,
+              "expected a topic pattern or a list of them [ \"task.*\" ], "
+              "got %s",
               s_describe(m, got, sizeof got));
         return;
     }
@@ -712,8 +710,7 @@ static void s_load_filter(evb_instance_conf_t *ic, const config_setting_t *g)
         evb_filter_t *nf = NULL;
         if (!bad) {
             flt.attr = strdup(attr);
-            nf = realloc(ic->sub.filters,
-                         (ic->sub.n_filters + 1) * sizeof *nf);
+            nf = realloc(ic->sub.filters, (ic->sub.n_filters + 1) * sizeof *nf);
         }
         if (bad || !flt.attr || !nf) {
             for (size_t j = 0; j < flt.n_values; j++)
@@ -745,15 +742,14 @@ static void s_load_retry(evb_instance_conf_t *ic, const config_setting_t *g)
         char i[32], m[32];
         s_fmt_duration(ic->retry.initial_ms, i, sizeof i);
         s_fmt_duration(ic->retry.max_delay_ms, m, sizeof m);
-        const config_setting_t *at = config_setting_get_member(
-            r, a > 0 ? "initial_delay" : "max_delay");
+        const config_setting_t *at =
+            config_setting_get_member(r, a > 0 ? "initial_delay" : "max_delay");
         s_err(at, "initial_delay (%s) is longer than max_delay (%s)%s", i, m,
               a > 0 && b > 0 ? "" : " (the other is the default)");
     }
 }
 
-static void s_load_instance(evb_config_t *cfg, size_t idx,
-                            config_setting_t *g)
+static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
 {
     evb_instance_conf_t *ic = &cfg->instances[idx];
     const evb_retry_policy_t retry = EVB_RETRY_DEFAULT;
@@ -789,8 +785,8 @@ static void s_load_instance(evb_config_t *cfg, size_t idx,
         const evb_instance_conf_t *o = &cfg->instances[j];
         if (o->name && strcmp(o->name, ic->name) == 0) {
             s_err(config_setting_get_member(g, "name"),
-                  "duplicate instance name \"%s\" (also %s at %s:%d)",
-                  ic->name, o->setting ? o->setting : "?", o->file, o->line);
+                  "duplicate instance name \"%s\" (also %s at %s:%d)", ic->name,
+                  o->setting ? o->setting : "?", o->file, o->line);
             break;
         }
     }
@@ -805,6 +801,8 @@ static void s_load_instance(evb_config_t *cfg, size_t idx,
               "expected a plugin name of [a-z0-9_-] or a path containing "
               "\"/\", got %s",
               got);
+        free(ic->plugin);
+        ic->plugin = NULL;
     }
 
     s_load_topics(ic, g);
@@ -827,8 +825,7 @@ static void s_load_instances(evb_config_t *cfg, const config_setting_t *root)
     if (!l)
         return;
     int n = config_setting_length(l);
-    if (!config_setting_is_list(l) &&
-        !(config_setting_is_array(l) && n == 0)) {
+    if (!config_setting_is_list(l) && !(config_setting_is_array(l) && n == 0)) {
         char got[128];
         s_err(l,
               "expected a list of groups ( { name = ...; plugin = ...; }, "
@@ -1001,9 +998,10 @@ static void s_check_int_literals(const char *file)
 
 /* ------------------------------------------------------------ load/free */
 
-evb_config_t *evb_config_load(const char *path, int *errors)
+static evb_config_t *s_load_file(const char *path, int *errors, int keep)
 {
     int before = evb_config_error_count();
+    int parsed = 0; /* the settings themselves were checked */
     const evb_limits_t limits = EVB_LIMITS_DEFAULT;
     char *dir = NULL;
     s_config_t *sc = calloc(1, sizeof *sc);
@@ -1046,7 +1044,8 @@ evb_config_t *evb_config_load(const char *path, int *errors)
     /* @include is relative to the config file's own directory */
     const char *slash = strrchr(path, '/');
     if (slash) {
-        dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+        dir =
+            slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
         if (dir)
             config_set_include_dir(&cfg->cfg, dir);
     }
@@ -1077,14 +1076,17 @@ evb_config_t *evb_config_load(const char *path, int *errors)
             sc->n_files = n_names;
             for (size_t i = 1; i < n_names; i++)
                 sc->files[i] = s_include_path(dir, names[i]);
-            s_redirect_files(config_root_setting(&cfg->cfg), names,
-                             sc->files, n_names);
+            s_redirect_files(config_root_setting(&cfg->cfg), names, sc->files,
+                             n_names);
         }
     }
+    /* a wrapped literal makes every later message about it misleading, so
+     * like a syntax error it ends the load */
+    int before_literals = evb_config_error_count();
     for (size_t i = 0; i < n_names; i++) {
         const char *f =
-            i == 0 ? path : (sc->files && sc->files[i] ? sc->files[i]
-                                                        : names[i]);
+            i == 0 ? path
+                   : (sc->files && sc->files[i] ? sc->files[i] : names[i]);
         int seen = 0;
         for (size_t j = 1; j < i && !seen; j++)
             seen = sc->files && sc->files[j] && strcmp(sc->files[j], f) == 0;
@@ -1092,7 +1094,10 @@ evb_config_t *evb_config_load(const char *path, int *errors)
             s_check_int_literals(f);
     }
 
-    s_load_root(cfg);
+    if (evb_config_error_count() == before_literals) {
+        s_load_root(cfg);
+        parsed = 1;
+    }
 
 done:
     free(dir);
@@ -1100,9 +1105,20 @@ done:
     if (errors)
         *errors = n;
     evb_config_t *out = sc ? &sc->pub : NULL;
-    if (n > 0)
+    /* a file that did not parse has nothing worth keeping */
+    if (n > 0 && (!keep || !out || !parsed))
         evb_config_destroy(&out);
     return out;
+}
+
+evb_config_t *evb_config_load(const char *path, int *errors)
+{
+    return s_load_file(path, errors, 0);
+}
+
+evb_config_t *evb_config_load_all(const char *path, int *errors)
+{
+    return s_load_file(path, errors, 1);
 }
 
 void evb_config_destroy(evb_config_t **self)

@@ -49,6 +49,11 @@ typedef struct evb_config {
 /* Load and check `path`. Returns the config, or NULL after reporting every
  * problem with evb_config_report(); *errors gets how many. */
 evb_config_t *evb_config_load(const char *path, int *errors);
+/* The same, but a file that parsed is returned even when some settings were
+ * wrong (*errors > 0), so the caller can go on checking plugins and report
+ * every problem in one run; it must not start anything from such a config.
+ * Instances whose name or plugin was invalid have them NULL. */
+evb_config_t *evb_config_load_all(const char *path, int *errors);
 void evb_config_destroy(evb_config_t **self);
 
 /* Report one config problem: logs

@@ -98,6 +98,10 @@ static int s_prepare(const evb_config_t *cfg, s_state_t *st)
         return -1;
     for (size_t i = 0; i < cfg->n_instances; i++) {
         const evb_instance_conf_t *ic = &cfg->instances[i];
+        if (!ic->name || !ic->plugin) {
+            failed = 1; /* already reported */
+            continue;
+        }
         evb_plugin_t *pl = NULL;
         for (size_t k = 0; k < st->n_plugins && !pl; k++)
             if (strcmp(st->plugins[k]->ref, ic->plugin) == 0)
@@ -232,18 +236,21 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     int errors = 0;
-    evb_config_t *cfg = evb_config_load(config_path, &errors);
+    evb_config_t *cfg = evb_config_load_all(config_path, &errors);
     if (!cfg) {
         fprintf(stderr, "evbusd: %s: %d configuration error%s\n", config_path,
                 errors, errors == 1 ? "" : "s");
         curl_global_cleanup();
         return 1;
     }
-    evb_log_set_level(cfg->log_level);
+    if (!errors)
+        evb_log_set_level(cfg->log_level);
 
+    /* plugins and their options are checked even when host settings were
+     * wrong, so one run lists every problem */
     s_state_t st = {0};
     int rc = 0;
-    if (s_prepare(cfg, &st) < 0) {
+    if (s_prepare(cfg, &st) < 0 || errors) {
         int n = evb_config_error_count();
         fprintf(stderr, "evbusd: %s: %d configuration error%s\n", cfg->path,
                 n, n == 1 ? "" : "s");

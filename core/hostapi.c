@@ -82,7 +82,8 @@ static int s_config_error(const evbus_instance_t *inst, const char *path,
     snprintf(setting, sizeof setting, "%s.options%s%s",
              inst->conf->setting ? inst->conf->setting : inst->name,
              path && *path ? "." : "", path ? path : "");
-    evb_config_report(inst->config_file,
+    evb_config_report(inst->options.file ? inst->options.file
+                                          : inst->config_file,
                       evb_options_line(&inst->options, path ? path : ""),
                       setting, "%s (instance \"%s\")", msg, inst->name);
     return -1;
