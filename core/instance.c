@@ -113,12 +113,13 @@ static void s_finish(evb_attempt_t *att)
 static void s_dead_event(evb_instance_t *inst, evb_event_t *ev, int attempts,
                          const char *reason)
 {
-    atomic_fetch_add(&inst->n_dead, 1);
     evb_log_limited(&inst->rl_dead, EVBUS_LOG_ERROR, inst->name,
                     "event %s (%s) dead-lettered after %d attempt%s: %s",
                     ev->id, ev->type, attempts, attempts == 1 ? "" : "s",
                     reason);
     evb_deadletter_write(inst->dead, ev, reason, attempts);
+    /* counted once written, so the count never runs ahead of the file */
+    atomic_fetch_add(&inst->n_dead, 1);
 }
 
 static void s_dead(evb_attempt_t *att, const char *reason)
@@ -286,8 +287,9 @@ static void *s_worker(void *arg)
             }
             continue;
         }
-        if (inst->stopping == 2)
-            break;
+        if (inst->stopping == 2 ||
+            (inst->stopping == 1 && now >= inst->deadline_mono))
+            break; /* past the drain deadline: start nothing more */
 
         evb_attempt_t *att = NULL;
         if (inst->in_flight < inst->max_in_flight) {
@@ -315,8 +317,7 @@ static void *s_worker(void *arg)
             int retries_possible =
                 inst->heap_count &&
                 inst->heap[0]->due_mono <= inst->deadline_mono;
-            if ((!inst->ring_count && !inst->in_flight && !retries_possible) ||
-                now >= inst->deadline_mono)
+            if (!inst->ring_count && !inst->in_flight && !retries_possible)
                 break;
         }
         if (d->tick && !idle_ticked && !inst->ticking) {

@@ -155,7 +155,7 @@ class Broker:
                 raise AssertionError("evbusd exited at start:\n" + self.log())
         return self
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

@@ -135,7 +135,7 @@ class LifecycleTest(evbtest.TestCase):
         b.ack_publish([b"task.completed", envelope("task.completed", id="before")])
         wait_for(lambda: b.output(), what="first line")
         os.rename(b.path("all.jsonl"), b.path("all.jsonl.1"))
-        b.signal(signal.SIGHUP)
+        b.send_signal(signal.SIGHUP)
         wait_for(lambda: os.path.exists(b.path("all.jsonl")), what="the file reopened")
         b.ack_publish([b"task.completed", envelope("task.completed", id="after")])
         wait_for(lambda: b.output(), what="a line in the new file")

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "clock.h"
+#include "hostapi.h"
 #include "instance.h"
 #include "testmain.h"
 
