@@ -178,6 +178,8 @@ static int s_run(void *sock, char **patterns, int n_patterns, long count,
         if (timeout_ms >= 0) {
             int64_t left = idle_since + timeout_ms - evb_mono_ms();
             if (left <= 0) {
+                fprintf(stderr, "evbus-sub: no matching event within %d ms\n",
+                        timeout_ms);
                 status = S_TIMEOUT;
                 break;
             }
