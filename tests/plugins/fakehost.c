@@ -97,8 +97,8 @@ static fakehost_t *s_find(const evbus_instance_t *inst)
     fakehost_t *fh = NULL;
     pthread_mutex_lock(&s_reg_lock);
     for (int i = 0; i < MAX_HOSTS && !fh; i++)
-        if (s_hosts[i] && (inst ? s_hosts[i]->inst == inst
-                                : s_hosts[i] == s_declaring))
+        if (s_hosts[i] &&
+            (inst ? s_hosts[i]->inst == inst : s_hosts[i] == s_declaring))
             fh = s_hosts[i];
     if (!fh && !inst)
         for (int i = MAX_HOSTS - 1; i >= 0 && !fh; i--)
@@ -187,8 +187,8 @@ static void s_host_vlog(const evbus_instance_t *inst, int level,
     s_capture(fh, level, inst ? inst->name : fh->plugin.desc.name, fmt, ap);
 }
 
-static void s_host_log(const evbus_instance_t *inst, int level,
-                       const char *fmt, ...)
+static void s_host_log(const evbus_instance_t *inst, int level, const char *fmt,
+                       ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -207,8 +207,7 @@ static void s_set_disabled(fakehost_t *fh, const char *reason)
     pthread_mutex_unlock(&fh->lock);
 }
 
-static void s_host_instance_disable(evbus_instance_t *inst,
-                                    const char *reason)
+static void s_host_instance_disable(evbus_instance_t *inst, const char *reason)
 {
     fakehost_t *fh = s_find(inst);
     if (fh)
@@ -308,8 +307,9 @@ static void s_host_attempt_complete(evbus_attempt_t *att, int result)
          * whose outcome deliver() returned */
         fh = s_find(NULL);
         if (!fh) {
-            fprintf(stderr, "fakehost: VIOLATION: attempt_complete(%p) "
-                            "with no fake host alive\n",
+            fprintf(stderr,
+                    "fakehost: VIOLATION: attempt_complete(%p) "
+                    "with no fake host alive\n",
                     (void *)att);
             abort();
         }
@@ -648,9 +648,9 @@ const evbus_event_t *fakehost_event(fakehost_t *fh, const char *type,
     }
     const evb_limits_t limits = EVB_LIMITS_DEFAULT;
     evb_reject_t why = EVB_REJECT_NONE;
-    evb_event_t *ev = evb_event_decode(type, strlen(type), sb.data, sb.size,
-                                       &limits, evb_now_ms(), &why, err,
-                                       sizeof err);
+    evb_event_t *ev =
+        evb_event_decode(type, strlen(type), sb.data, sb.size, &limits,
+                         evb_now_ms(), &why, err, sizeof err);
     msgpack_sbuffer_destroy(&sb);
     if (!ev) {
         s_note(fh, EVBUS_LOG_ERROR,

@@ -36,10 +36,11 @@
  * Threads: outcomes, the log and the violation count are guarded by a
  * mutex, so a plugin may complete attempts and log from threads of its
  * own; fakehost_wait_outcomes() waits for them. Everything else is meant
- * for the test's thread. The core's log goes to the fake host while one
- * exists (evb_log_set_fd/level are process-wide): keep one fake host at a
- * time per test, and destroy it at the end of the test. Set FAKEHOST_LOG=1
- * in the environment to echo captured lines to stderr. */
+ * for the test's thread. While a fake host exists the core logs into it,
+ * at DEBUG level (evb_log_set_fd/level are process-wide; destroy sets them
+ * back to fd 2 and the previous level): keep one fake host at a time per
+ * test, and destroy it at the end of the test. Set FAKEHOST_LOG=1 in the
+ * environment to echo captured lines to stderr. */
 #ifndef FAKEHOST_H
 #define FAKEHOST_H
 
@@ -52,9 +53,9 @@ typedef struct fakehost fakehost_t;
 
 /* One reported outcome: deliver()'s own return, or attempt_complete(). */
 typedef struct fakehost_outcome {
-    int result;   /* EVBUS_OK, RETRY, DROP or BROKEN */
-    int async;    /* 1: reported with attempt_complete() after PENDING */
-    int number;   /* the attempt's number (1 = first) */
+    int result; /* EVBUS_OK, RETRY, DROP or BROKEN */
+    int async;  /* 1: reported with attempt_complete() after PENDING */
+    int number; /* the attempt's number (1 = first) */
     int64_t retry_after_ms; /* attempt_retry_after(), 0 when none */
     char reason[1024];      /* attempt_reason(), "" when none */
     char event_id[257];

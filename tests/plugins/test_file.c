@@ -24,8 +24,8 @@
 #include <fcntl.h>
 #include <time.h>
 
-static int s_syncs;         /* fdatasync() calls */
-static int s_sync_errno;    /* fail them with this errno, 0 = really sync */
+static int s_syncs;             /* fdatasync() calls */
+static int s_sync_errno;        /* fail them with this errno, 0 = really sync */
 static int64_t s_clock_ms = -1; /* the monotonic clock, -1 = the real one */
 
 static int s_test_fdatasync(int fd)
@@ -101,8 +101,8 @@ static const char *s_options(const char *extra)
 /* A fake host around the file plugin, validated and initialised. */
 static fakehost_t *s_started(const char *extra)
 {
-    fakehost_t *fh = fakehost_new(evbus_plugin_entry(EVB_HOST_ABI),
-                                  s_options(extra));
+    fakehost_t *fh =
+        fakehost_new(evbus_plugin_entry(EVB_HOST_ABI), s_options(extra));
     CU_ASSERT_PTR_NOT_NULL_FATAL(fh);
     CU_ASSERT_PTR_NOT_NULL(fakehost_instance(fh));
     CU_ASSERT_EQUAL(fakehost_start(fh), 0);
@@ -169,9 +169,9 @@ static const evbus_event_t *s_event(fakehost_t *fh, int seq, size_t pad)
     strcpy(p + pad, "\"}");
     char id[32];
     snprintf(id, sizeof id, "evt-%06d", seq);
-    const evbus_event_t *ev = fakehost_event(fh, "task.completed", data,
-                                             "source", "test", "id", id,
-                                             "project", "alpha", NULL);
+    const evbus_event_t *ev =
+        fakehost_event(fh, "task.completed", data, "source", "test", "id", id,
+                       "project", "alpha", NULL);
     free(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
     return ev;
@@ -209,8 +209,7 @@ static void test_fsync_parse_accepts_the_three_policies(void)
     for (int i = 0; i < 3; i++) {
         filefmt_fsync_t q = (filefmt_fsync_t)((i + 1) % 3);
         CU_ASSERT_EQUAL(
-            filefmt_fsync_parse(filefmt_fsync_name((filefmt_fsync_t)i), &q),
-            0);
+            filefmt_fsync_parse(filefmt_fsync_name((filefmt_fsync_t)i), &q), 0);
         CU_ASSERT_EQUAL(q, (filefmt_fsync_t)i);
     }
     CU_ASSERT_STRING_EQUAL(filefmt_fsync_name((filefmt_fsync_t)7), "?");
@@ -218,8 +217,8 @@ static void test_fsync_parse_accepts_the_three_policies(void)
 
 static void test_fsync_parse_rejects_other_spellings(void)
 {
-    static const char *const bad[] = {"Always", "ALWAYS", "",      "sometimes",
-                                      "always ", " never", "1s",   "true",
+    static const char *const bad[] = {"Always",  "ALWAYS",   "",   "sometimes",
+                                      "always ", " never",   "1s", "true",
                                       "interva", "intervals"};
     filefmt_fsync_t p = FILEFMT_FSYNC_INTERVAL;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -243,9 +242,8 @@ static void test_mode_parse_reads_octal(void)
 
 static void test_mode_parse_rejects_what_is_not_octal(void)
 {
-    static const char *const bad[] = {"0648", "",     "06400", "rw-r-----",
-                                      "0x1a4", "-640", " 640", "640 ",
-                                      "9"};
+    static const char *const bad[] = {
+        "0648", "", "06400", "rw-r-----", "0x1a4", "-640", " 640", "640 ", "9"};
     unsigned m = 0123;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         CU_ASSERT_EQUAL(filefmt_mode_parse(bad[i], &m), -1);
@@ -270,11 +268,9 @@ static void test_rotated_name_appends_the_number(void)
     CU_ASSERT_STRING_EQUAL(out, "/x/e.log");
     CU_ASSERT_EQUAL(filefmt_rotated_name(out, sizeof out, "/x/e.log", 1), 0);
     CU_ASSERT_STRING_EQUAL(out, "/x/e.log.1");
-    CU_ASSERT_EQUAL(filefmt_rotated_name(out, sizeof out, "/x/e.log", 1000),
-                    0);
+    CU_ASSERT_EQUAL(filefmt_rotated_name(out, sizeof out, "/x/e.log", 1000), 0);
     CU_ASSERT_STRING_EQUAL(out, "/x/e.log.1000");
-    CU_ASSERT_EQUAL(filefmt_rotated_name(out, sizeof out, "/x/e.log", -1),
-                    -1);
+    CU_ASSERT_EQUAL(filefmt_rotated_name(out, sizeof out, "/x/e.log", -1), -1);
     CU_ASSERT_EQUAL(filefmt_rotated_name(out, 11, "/x/e.log", 1), 0);
     CU_ASSERT_EQUAL(filefmt_rotated_name(out, 10, "/x/e.log", 1), -1);
 }
@@ -620,8 +616,7 @@ static char *s_read_rotated(int max_n, int64_t max, int *files)
     *files = 0;
     for (int n = max_n; n >= 0; n--) {
         char name[600];
-        CU_ASSERT_EQUAL(filefmt_rotated_name(name, sizeof name, s_path, n),
-                        0);
+        CU_ASSERT_EQUAL(filefmt_rotated_name(name, sizeof name, s_path, n), 0);
         size_t len = 0;
         char *text = s_slurp(name, &len);
         if (!text)
@@ -820,8 +815,7 @@ static void test_deliver_retries_while_the_file_cannot_be_reopened(void)
     CU_ASSERT_TRUE(fakehost_log_contains(fh, "reopen: open"));
     CU_ASSERT_EQUAL(fakehost_deliver(fh, s_event(fh, 1, 10)), EVBUS_RETRY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fakehost_last_reason(fh), s_path));
-    CU_ASSERT_PTR_NOT_NULL(strstr(fakehost_last_reason(fh),
-                                  strerror(ENOTDIR)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fakehost_last_reason(fh), strerror(ENOTDIR)));
     CU_ASSERT_EQUAL(fakehost_pending(fh), 0);
 
     /* repaired: the next reopen (SIGHUP) recreates the directory */
@@ -876,8 +870,8 @@ static void test_each_fsync_policy_is_accepted(void)
     for (int i = 0; i < 3; i++) {
         char extra[64];
         snprintf(extra, sizeof extra, "fsync = \"%s\";", ok[i]);
-        fakehost_t *fh = fakehost_new(evbus_plugin_entry(EVB_HOST_ABI),
-                                      s_options(extra));
+        fakehost_t *fh =
+            fakehost_new(evbus_plugin_entry(EVB_HOST_ABI), s_options(extra));
         CU_ASSERT_PTR_NOT_NULL_FATAL(fh);
         CU_ASSERT_EQUAL(fakehost_validate(fh), 0);
         CU_ASSERT_EQUAL(fakehost_config_errors(fh), 0);
@@ -909,11 +903,10 @@ static void test_invalid_fsync_is_rejected_naming_the_setting(void)
 
 static void test_every_bad_option_is_reported_by_name(void)
 {
-    fakehost_t *fh =
-        fakehost_new(evbus_plugin_entry(EVB_HOST_ABI),
-                     s_options("file_mode = \"rw-r-----\";\n"
-                               "rotate_keep = -1;\n"
-                               "fsync_interval = 0;"));
+    fakehost_t *fh = fakehost_new(evbus_plugin_entry(EVB_HOST_ABI),
+                                  s_options("file_mode = \"rw-r-----\";\n"
+                                            "rotate_keep = -1;\n"
+                                            "fsync_interval = 0;"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(fh);
     CU_ASSERT_EQUAL(fakehost_validate(fh), -1);
     CU_ASSERT_EQUAL(fakehost_config_errors(fh), 3);
@@ -950,8 +943,8 @@ static void test_path_naming_a_directory_is_rejected(void)
 
 static void test_missing_path_is_a_config_error_naming_path(void)
 {
-    fakehost_t *fh = fakehost_new(evbus_plugin_entry(EVB_HOST_ABI),
-                                  "fsync = \"never\";");
+    fakehost_t *fh =
+        fakehost_new(evbus_plugin_entry(EVB_HOST_ABI), "fsync = \"never\";");
     CU_ASSERT_PTR_NOT_NULL_FATAL(fh);
     CU_ASSERT_PTR_NULL(fakehost_instance(fh));
     CU_ASSERT(fakehost_config_errors(fh) >= 1);
@@ -1059,8 +1052,8 @@ static void test_failed_write_leaves_no_partial_line(void)
 static void test_unopenable_path_fails_init(void)
 {
     snprintf(s_path, sizeof s_path, "/proc/evbus-test/events.jsonl");
-    fakehost_t *fh = fakehost_new(evbus_plugin_entry(EVB_HOST_ABI),
-                                  s_options(NULL));
+    fakehost_t *fh =
+        fakehost_new(evbus_plugin_entry(EVB_HOST_ABI), s_options(NULL));
     CU_ASSERT_PTR_NOT_NULL_FATAL(fh);
     CU_ASSERT_EQUAL(fakehost_validate(fh), 0);
     CU_ASSERT_EQUAL(fakehost_init(fh), -1);
@@ -1070,7 +1063,10 @@ static void test_unopenable_path_fails_init(void)
 
 /* ---------------------------------------------------------------- suites */
 
-#define TEST(fn) {#fn, fn}
+#define TEST(fn)                                                               \
+    {                                                                          \
+#fn, fn                                                                \
+    }
 
 static CU_TestInfo s_filefmt_tests[] = {
     TEST(test_fsync_parse_accepts_the_three_policies),
