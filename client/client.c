@@ -155,45 +155,6 @@ static int s_name_valid(const char *name, size_t n)
     return 1;
 }
 
-/* RFC 3339 date-time, as the broker checks it (core/event.c):
- * 2026-11-22T10:00:00(.fraction)?(Z|+hh:mm|-hh:mm). Checked here so that
- * a fire-and-forget event with a bad time fails at the caller instead of
- * being dropped by the broker. */
-static int s_time_valid(const char *s, size_t n)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-    if (n < 20)
-        return 0;
-    for (size_t i = 0; i < 19; i++) {
-        char c = s[i];
-        if (shape[i] == 'd' ? !(c >= '0' && c <= '9')
-                            : !(c == shape[i] ||
-                                (shape[i] == 'T' && (c == 't' || c == ' '))))
-            return 0;
-    }
-#define D2(k) ((s[k] - '0') * 10 + (s[(k) + 1] - '0'))
-    if (D2(5) < 1 || D2(5) > 12 || D2(8) < 1 || D2(8) > 31 || D2(11) > 23 ||
-        D2(14) > 59 || D2(17) > 60)
-        return 0;
-#undef D2
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start || i - start > 9)
-            return 0;
-    }
-    if (i < n && (s[i] == 'Z' || s[i] == 'z'))
-        return i + 1 == n;
-    if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        const char *t = s + i + 1;
-        return t[0] >= '0' && t[0] <= '2' && t[1] >= '0' && t[1] <= '9' &&
-               t[3] >= '0' && t[3] <= '5' && t[4] >= '0' && t[4] <= '9';
-    }
-    return 0;
-}
-
 /* The rules the broker applies to a string attribute's value that do not
  * depend on its configuration (max_attr_len does, so it is left to it). */
 static int s_check_string(evbus_msg_t *m, const char *name, const char *v,
@@ -209,7 +170,7 @@ static int s_check_string(evbus_msg_t *m, const char *name, const char *v,
         return s_fail(m, "specversion must be \"1.0\"");
     if (strcmp(name, "source") == 0 && n == 0)
         return s_fail(m, "attribute \"source\" must not be empty");
-    if (strcmp(name, "time") == 0 && !s_time_valid(v, n))
+    if (strcmp(name, "time") == 0 && !evb_time_valid(v, n))
         return s_fail(m, "attribute \"time\" is not an RFC 3339 timestamp "
                          "(e.g. 2026-11-22T10:00:00.123Z)");
     return 0;

@@ -70,9 +70,13 @@ static void *s_open(evb_bus_t *bus, int type, const char *endpoint,
     }
     if (type == ZMQ_XPUB) {
         rc |= s_setopt_int(s, ZMQ_SNDHWM, c->egress_sndhwm, "sndhwm");
-        /* at a subscriber's HWM, send fails (EAGAIN) instead of dropping
-         * silently, so every egress drop is counted */
-        rc |= s_setopt_int(s, ZMQ_XPUB_NODROP, 1, "xpub_nodrop");
+        /* "skip" (default): at a subscriber's HWM the send fails (EAGAIN)
+         * instead of ZeroMQ dropping silently, so every egress drop is
+         * counted — but the event is then skipped for every subscriber of
+         * its topic. "drop": ZeroMQ drops for the slow subscriber alone,
+         * uncounted. */
+        if (c->egress_skip_on_slow)
+            rc |= s_setopt_int(s, ZMQ_XPUB_NODROP, 1, "xpub_nodrop");
     }
     rc |= s_setopt_int(s, ZMQ_LINGER, type == ZMQ_ROUTER ? 1000 : 0,
                        "linger");

@@ -542,7 +542,8 @@ static const char *const s_root_keys[] = {
 static const char *const s_ingress_keys[] = {
     "pub",       "ack",          "rcvhwm", "ack_sndhwm", "max_message_size",
     "max_depth", "max_attr_len", NULL};
-static const char *const s_egress_keys[] = {"pub", "sndhwm", NULL};
+static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
+                                            NULL};
 static const char *const s_instance_keys[] = {
     "name",    "plugin",        "topics", "filter",  "queue_size",
     "workers", "max_in_flight", "retry",  "options", NULL};
@@ -578,6 +579,20 @@ static void s_load_egress(evb_config_t *cfg, const config_setting_t *root)
     s_check_keys(g, s_egress_keys);
     s_endpoint(g, "pub", &cfg->egress_pub);
     s_int(g, "sndhwm", 1, INT_MAX, &cfg->egress_sndhwm);
+    char *mode = NULL;
+    if (s_string(g, "slow_subscriber", &mode, 0) > 0) {
+        if (strcmp(mode, "skip") == 0) {
+            cfg->egress_skip_on_slow = 1;
+        } else if (strcmp(mode, "drop") == 0) {
+            cfg->egress_skip_on_slow = 0;
+        } else {
+            char got[128];
+            s_quote(mode, got, sizeof got);
+            s_err(config_setting_get_member(g, "slow_subscriber"),
+                  "expected \"drop\" or \"skip\", got %s", got);
+        }
+    }
+    free(mode);
 }
 
 static int s_name_ok(const char *s)
@@ -1018,6 +1033,7 @@ static evb_config_t *s_load_file(const char *path, int *errors, int keep)
     cfg->egress_pub = strdup("tcp://127.0.0.1:7702");
     cfg->ingress_rcvhwm = 100000;
     cfg->egress_sndhwm = 100000;
+    cfg->egress_skip_on_slow = 1;
     cfg->ack_sndhwm = 100000;
     cfg->limits = limits;
     cfg->dead_letter_dir = strdup("var/evbus/dead-letters");

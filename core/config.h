@@ -37,6 +37,10 @@ typedef struct evb_config {
     char *egress_pub;       /* XPUB bind endpoint, "" = off */
     int ingress_rcvhwm;     /* per publisher connection, messages */
     int egress_sndhwm;      /* per egress subscriber, messages */
+    int egress_skip_on_slow; /* 1 (default): "skip" (XPUB_NODROP, every drop
+                                counted, all subscribers of the topic miss
+                                it); 0: "drop" (ZeroMQ drops for the slow
+                                subscriber only, uncounted) */
     int ack_sndhwm;         /* replies queued per acked publisher */
     evb_limits_t limits;
     char *dead_letter_dir;

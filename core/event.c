@@ -194,8 +194,7 @@ void evb_uuid7(char out[37], int64_t now_ms)
     *o = '\0';
 }
 
-/* RFC 3339 date-time: 2026-11-22T10:00:00(.fraction)?(Z|+hh:mm|-hh:mm) */
-static int s_time_valid(const char *s, size_t n)
+int evb_time_valid(const char *s, size_t n)
 {
     static const char shape[] = "dddd-dd-ddTdd:dd:dd";
     if (n < 20)
@@ -659,7 +658,8 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         }
         int known = s_known_string_attr(name, key.len);
         if (v.kind == MP_STR) {
-            if (v.len > limits->max_attr_len) {
+            /* id has its own limit (EVB_ID_MAX), checked below */
+            if (v.len > limits->max_attr_len && !s_name_is(a, "id")) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"%.*s\" is %u bytes, more than "
                        "max_attr_len %zu",
@@ -706,7 +706,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             }
         } else if (s_name_is(a, "time")) {
             have_time = 1;
-            if (!s_time_valid((const char *)v.ptr, v.len)) {
+            if (!evb_time_valid((const char *)v.ptr, v.len)) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"time\" is not an RFC 3339 timestamp");
                 goto refuse;

@@ -111,6 +111,9 @@ int evb_envelope_id(const void *envelope, size_t len,
 int evb_type_valid(const char *type, size_t len);
 /* 1 when n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
 int evb_utf8_valid(const char *s, size_t n);
+/* 1 when n bytes at s are an RFC 3339 date-time:
+ * 2026-11-22T10:00:00(.fraction)?(Z|+hh:mm|-hh:mm). */
+int evb_time_valid(const char *s, size_t n);
 /* Write a UUIDv7 (36 chars + NUL) for Unix ms `now_ms`. Thread-safe. */
 void evb_uuid7(char out[37], int64_t now_ms);
 /* RFC 3339 UTC with milliseconds, "2026-11-22T10:00:00.123Z" (24 + NUL). */
