@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,13 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+
+    /* Events are allocated on the main thread and freed on workers; under
+     * a burst the heap grows by hundreds of MiB and shrinks again. Keep
+     * freed memory instead of trimming it after every burst and faulting
+     * it back in on the next. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
 
     /* before any thread: plugins may use libcurl (docs/plugin-abi.md) */
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -21,6 +21,7 @@
 #include <msgpack.h>
 
 #include "json.h"
+#include "mpack.h"
 #include "retry.h" /* evb_random */
 
 #define MAX_TOP_ATTRS 128
@@ -126,27 +127,49 @@ int evb_type_valid(const char *type, size_t len)
 
 void evb_format_time(char out[32], int64_t unix_ms)
 {
-    time_t secs = (time_t)(unix_ms / 1000);
+    /* Runs per event when a publisher leaves out `time`: the date and
+     * time of day are cached per thread for the current second, and made
+     * without gmtime_r (which takes glibc's timezone lock). */
+    static _Thread_local int64_t cached_secs = INT64_MIN;
+    static _Thread_local char cached[20]; /* "YYYY-MM-DDTHH:MM:SS" */
+    int64_t secs = unix_ms / 1000;
     int ms = (int)(unix_ms % 1000);
     if (ms < 0) {
         ms += 1000;
         secs--;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    /* by hand: this runs per event when a publisher leaves out `time` */
-    unsigned year = (unsigned)(tm.tm_year + 1900) % 10000;
-    unsigned v[] = {year / 100, year % 100, (unsigned)tm.tm_mon + 1,
-                    (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
-                    (unsigned)tm.tm_min, (unsigned)tm.tm_sec};
-    static const char sep[] = "  --T::"; /* separator before v[i] */
-    char *o = out;
-    for (int i = 0; i < 7; i++) {
-        if (i >= 2)
-            *o++ = sep[i];
-        *o++ = (char)('0' + v[i] / 10 % 10);
-        *o++ = (char)('0' + v[i] % 10);
+    if (secs != cached_secs) {
+        /* days since 1970-01-01 to a civil date (H. Hinnant's algorithm) */
+        int64_t days = secs / 86400, sod = secs % 86400;
+        if (sod < 0) {
+            sod += 86400;
+            days--;
+        }
+        int64_t z = days + 719468;
+        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        unsigned day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+        unsigned mon = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+        unsigned year = (unsigned)((yoe + era * 400 + (mon <= 2)) % 10000);
+        unsigned v[] = {year / 100, year % 100, mon, day,
+                        (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
+                        (unsigned)(sod % 60)};
+        static const char sep[] = "  --T::"; /* separator before v[i] */
+        char *o = cached;
+        for (int i = 0; i < 7; i++) {
+            if (i >= 2)
+                *o++ = sep[i];
+            *o++ = (char)('0' + v[i] / 10 % 10);
+            *o++ = (char)('0' + v[i] % 10);
+        }
+        *o = '\0';
+        cached_secs = secs;
     }
+    memcpy(out, cached, 19);
+    char *o = out + 19;
     *o++ = '.';
     *o++ = (char)('0' + ms / 100);
     *o++ = (char)('0' + ms / 10 % 10);
@@ -234,168 +257,6 @@ int evb_time_valid(const char *s, size_t n)
 
 /* ------------------------------------------------------ msgpack scanner */
 
-typedef enum {
-    MP_NIL,
-    MP_BOOL,
-    MP_UINT,
-    MP_INT,
-    MP_FLOAT,
-    MP_STR,
-    MP_BIN,
-    MP_ARRAY,
-    MP_MAP,
-    MP_EXT
-} mp_kind_t;
-
-typedef struct {
-    mp_kind_t kind;
-    const uint8_t *ptr; /* STR/BIN payload */
-    uint32_t len;       /* STR/BIN bytes, ARRAY/MAP count */
-    double f;           /* FLOAT */
-    int finite;
-} mp_item_t;
-
-static inline uint32_t s_be(const uint8_t *p, int n)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* Read one item's header at *pp (and the payload of STR/BIN/scalars).
- * Returns 0, or -1 when the bytes end too early or the byte is invalid. */
-static int s_read(const uint8_t **pp, const uint8_t *end, mp_item_t *it)
-{
-    const uint8_t *p = *pp;
-    if (p >= end)
-        return -1;
-    uint8_t c = *p++;
-    size_t need = 0; /* fixed bytes following the tag */
-    it->finite = 1;
-    if (c <= 0x7f) {
-        it->kind = MP_UINT;
-    } else if (c <= 0x8f) {
-        it->kind = MP_MAP;
-        it->len = c & 0x0f;
-    } else if (c <= 0x9f) {
-        it->kind = MP_ARRAY;
-        it->len = c & 0x0f;
-    } else if (c <= 0xbf) {
-        it->kind = MP_STR;
-        it->len = c & 0x1f;
-        goto payload;
-    } else if (c >= 0xe0) {
-        it->kind = MP_INT;
-    } else {
-        switch (c) {
-        case 0xc0:
-            it->kind = MP_NIL;
-            break;
-        case 0xc2:
-        case 0xc3:
-            it->kind = MP_BOOL;
-            break;
-        case 0xc4: case 0xc5: case 0xc6: {
-            int n = 1 << (c - 0xc4);
-            if (end - p < n)
-                return -1;
-            it->kind = MP_BIN;
-            it->len = s_be(p, n);
-            p += n;
-            goto payload;
-        }
-        case 0xd9: case 0xda: case 0xdb: {
-            int n = 1 << (c - 0xd9);
-            if (end - p < n)
-                return -1;
-            it->kind = MP_STR;
-            it->len = s_be(p, n);
-            p += n;
-            goto payload;
-        }
-        case 0xc7: case 0xc8: case 0xc9: {
-            int n = 1 << (c - 0xc7);
-            if (end - p < n + 1)
-                return -1;
-            it->kind = MP_EXT;
-            it->len = s_be(p, n);
-            p += n + 1; /* size, then the type byte */
-            goto payload;
-        }
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-            it->kind = MP_EXT;
-            it->len = 1u << (c - 0xd4);
-            p += 1; /* type byte */
-            if (p > end)
-                return -1;
-            goto payload;
-        case 0xca:
-            if (end - p < 4)
-                return -1;
-            {
-                uint32_t u = s_be(p, 4);
-                float f;
-                memcpy(&f, &u, 4);
-                it->f = f;
-            }
-            it->kind = MP_FLOAT;
-            it->finite = isfinite(it->f);
-            need = 4;
-            break;
-        case 0xcb:
-            if (end - p < 8)
-                return -1;
-            {
-                uint64_t u = ((uint64_t)s_be(p, 4) << 32) | s_be(p + 4, 4);
-                memcpy(&it->f, &u, 8);
-            }
-            it->kind = MP_FLOAT;
-            it->finite = isfinite(it->f);
-            need = 8;
-            break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
-            it->kind = MP_UINT;
-            need = (size_t)1 << (c - 0xcc);
-            break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-            it->kind = MP_INT;
-            need = (size_t)1 << (c - 0xd0);
-            break;
-        case 0xdc: case 0xdd: {
-            int n = c == 0xdc ? 2 : 4;
-            if (end - p < n)
-                return -1;
-            it->kind = MP_ARRAY;
-            it->len = s_be(p, n);
-            p += n;
-            break;
-        }
-        case 0xde: case 0xdf: {
-            int n = c == 0xde ? 2 : 4;
-            if (end - p < n)
-                return -1;
-            it->kind = MP_MAP;
-            it->len = s_be(p, n);
-            p += n;
-            break;
-        }
-        default: /* 0xc1 is never used */
-            return -1;
-        }
-    }
-    if ((size_t)(end - p) < need)
-        return -1;
-    *pp = p + need;
-    return 0;
-payload:
-    if ((size_t)(end - p) < it->len)
-        return -1;
-    it->ptr = p;
-    *pp = p + it->len;
-    return 0;
-}
-
 typedef struct {
     evb_reject_t why;
     char *detail;
@@ -430,34 +291,34 @@ static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
             continue;
         }
         left[top]--;
-        mp_item_t it;
-        if (s_read(pp, end, &it) < 0) {
+        evb_mp_item_t it;
+        if (evb_mp_read(pp, end, &it) < 0) {
             s_fail(e, EVB_REJECT_MALFORMED,
                    "%s: truncated or invalid msgpack", what);
             return -1;
         }
         switch (it.kind) {
-        case MP_STR:
+        case EVB_MP_STR:
             if (!evb_utf8_valid((const char *)it.ptr, it.len)) {
                 s_fail(e, EVB_REJECT_BAD_UTF8,
                        "%s: a string is not valid UTF-8", what);
                 return -1;
             }
             break;
-        case MP_EXT:
+        case EVB_MP_EXT:
             s_fail(e, EVB_REJECT_BAD_VALUE,
                    "%s: msgpack ext types are not accepted", what);
             return -1;
-        case MP_FLOAT:
-            if (!it.finite) {
+        case EVB_MP_FLOAT:
+            if (!isfinite(it.f)) {
                 s_fail(e, EVB_REJECT_BAD_VALUE,
                        "%s: NaN and infinite floats are not accepted", what);
                 return -1;
             }
             break;
-        case MP_ARRAY:
-        case MP_MAP: {
-            uint64_t items = it.kind == MP_MAP ? 2ull * it.len : it.len;
+        case EVB_MP_ARRAY:
+        case EVB_MP_MAP: {
+            uint64_t items = it.kind == EVB_MP_MAP ? 2ull * it.len : it.len;
             /* every item takes at least one byte */
             if (items > (uint64_t)(end - *pp)) {
                 s_fail(e, EVB_REJECT_MALFORMED,
@@ -483,28 +344,76 @@ static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
 
 /* ----------------------------------------------------------------- decode */
 
+/* Attributes the broker knows by name, classified once per key. */
+enum {
+    A_OTHER = 0, /* an extension */
+    A_DATA,
+    A_SPECVERSION,
+    A_ID,
+    A_SOURCE,
+    A_TYPE,
+    A_SUBJECT,
+    A_TIME,
+    A_DATACONTENTTYPE,
+    A_DATASCHEMA,
+    A_PROJECT, /* extensions used for routing */
+    A_TICKET,
+    A_AGENT,
+};
+/* CloudEvents core attributes, which must be strings */
+#define A_IS_CORE(c) ((c) >= A_SPECVERSION && (c) <= A_DATASCHEMA)
+
+static int s_classify(const uint8_t *name, size_t n)
+{
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(name, lit, n) == 0)
+    switch (n) {
+    case 2:
+        return IS("id") ? A_ID : A_OTHER;
+    case 4:
+        return IS("type")   ? A_TYPE
+               : IS("data") ? A_DATA
+               : IS("time") ? A_TIME
+                            : A_OTHER;
+    case 5:
+        return IS("agent") ? A_AGENT : A_OTHER;
+    case 6:
+        return IS("source") ? A_SOURCE : IS("ticket") ? A_TICKET : A_OTHER;
+    case 7:
+        return IS("subject") ? A_SUBJECT : IS("project") ? A_PROJECT : A_OTHER;
+    case 10:
+        return IS("dataschema") ? A_DATASCHEMA : A_OTHER;
+    case 11:
+        return IS("specversion") ? A_SPECVERSION : A_OTHER;
+    case 15:
+        return IS("datacontenttype") ? A_DATACONTENTTYPE : A_OTHER;
+    default:
+        return A_OTHER;
+    }
+#undef IS
+}
+
 typedef struct {
     const uint8_t *name;
     uint32_t name_len;
+    int code;             /* A_* */
     const uint8_t *value; /* string attributes only */
     uint32_t value_len;
 } s_pending_attr_t;
 
-static int s_known_string_attr(const char *name, size_t n)
+/* Point the event's shortcut field for `code` at a stored value. */
+static void s_set_field(evb_event_t *ev, int code, const char *v)
 {
-    static const char *const known[] = {
-        "specversion", "id", "source", "type", "subject", "time",
-        "datacontenttype", "dataschema", NULL};
-    for (int i = 0; known[i]; i++)
-        if (strlen(known[i]) == n && memcmp(known[i], name, n) == 0)
-            return 1;
-    return 0;
-}
-
-static int s_name_is(const s_pending_attr_t *a, const char *lit)
-{
-    size_t n = strlen(lit);
-    return a->name_len == n && memcmp(a->name, lit, n) == 0;
+    switch (code) {
+    case A_TYPE: ev->type = v; break;
+    case A_ID: ev->id = v; break;
+    case A_TIME: ev->time = v; break;
+    case A_SOURCE: ev->source = v; break;
+    case A_SUBJECT: ev->subject = v; break;
+    case A_PROJECT: ev->project = v; break;
+    case A_TICKET: ev->ticket = v; break;
+    case A_AGENT: ev->agent = v; break;
+    default: break;
+    }
 }
 
 /* Size of a msgpack str header for n bytes. */
@@ -576,13 +485,13 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     }
 
     const uint8_t *p = envelope, *end = p + envelope_len;
-    mp_item_t root;
-    if (s_read(&p, end, &root) < 0) {
+    evb_mp_item_t root;
+    if (evb_mp_read(&p, end, &root) < 0) {
         s_fail(&e, EVB_REJECT_MALFORMED, "envelope: truncated or invalid "
                                          "msgpack");
         goto refuse;
     }
-    if (root.kind != MP_MAP) {
+    if (root.kind != EVB_MP_MAP) {
         s_fail(&e, EVB_REJECT_NOT_MAP, "the envelope must be a msgpack map");
         goto refuse;
     }
@@ -599,13 +508,13 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     int have_id = 0, have_time = 0, have_spec = 0, have_type = 0;
     size_t strings_bytes = 0;
     for (uint32_t i = 0; i < root.len; i++) {
-        mp_item_t key;
-        if (s_read(&p, end, &key) < 0) {
+        evb_mp_item_t key;
+        if (evb_mp_read(&p, end, &key) < 0) {
             s_fail(&e, EVB_REJECT_MALFORMED,
                    "envelope: truncated or invalid msgpack");
             goto refuse;
         }
-        if (key.kind != MP_STR) {
+        if (key.kind != EVB_MP_STR) {
             s_fail(&e, EVB_REJECT_BAD_ATTR,
                    "attribute names must be strings");
             goto refuse;
@@ -641,25 +550,26 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         s_pending_attr_t *a = &attrs[n_attrs++];
         a->name = key.ptr;
         a->name_len = key.len;
+        a->code = s_classify(key.ptr, key.len);
         a->value = NULL;
         a->value_len = 0;
 
-        if (s_name_is(a, "data")) {
+        if (a->code == A_DATA) {
             if (s_scan_value(&p, end, 1, max_depth, "data", &e) < 0)
                 goto refuse;
             continue;
         }
-        mp_item_t v;
-        if (s_read(&p, end, &v) < 0) {
+        evb_mp_item_t v;
+        if (evb_mp_read(&p, end, &v) < 0) {
             s_fail(&e, EVB_REJECT_MALFORMED,
                    "attribute \"%.*s\": truncated or invalid msgpack",
                    (int)key.len, name);
             goto refuse;
         }
-        int known = s_known_string_attr(name, key.len);
-        if (v.kind == MP_STR) {
+        int known = A_IS_CORE(a->code);
+        if (v.kind == EVB_MP_STR) {
             /* id has its own limit (EVB_ID_MAX), checked below */
-            if (v.len > limits->max_attr_len && !s_name_is(a, "id")) {
+            if (v.len > limits->max_attr_len && a->code != A_ID) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"%.*s\" is %u bytes, more than "
                        "max_attr_len %zu",
@@ -675,8 +585,8 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             a->value = v.ptr;
             a->value_len = v.len;
             strings_bytes += v.len + 1;
-        } else if (known || !(v.kind == MP_BOOL || v.kind == MP_INT ||
-                              v.kind == MP_UINT)) {
+        } else if (known || !(v.kind == EVB_MP_BOOL || v.kind == EVB_MP_INT ||
+                              v.kind == EVB_MP_UINT)) {
             s_fail(&e, EVB_REJECT_BAD_ATTR,
                    known ? "attribute \"%.*s\" must be a string"
                          : "extension attribute \"%.*s\" must be a string, "
@@ -686,7 +596,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         }
         strings_bytes += key.len + 1;
 
-        if (s_name_is(a, "type")) {
+        if (a->code == A_TYPE) {
             have_type = 1;
             if (v.len != type_len || memcmp(v.ptr, type_frame, type_len)) {
                 s_fail(&e, EVB_REJECT_BAD_TYPE,
@@ -697,28 +607,28 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                        (int)(v.len > 100 ? 100 : v.len), (const char *)v.ptr);
                 goto refuse;
             }
-        } else if (s_name_is(a, "id")) {
+        } else if (a->code == A_ID) {
             have_id = 1;
             if (v.len == 0 || v.len > EVB_ID_MAX) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"id\" must be 1 to %d bytes", EVB_ID_MAX);
                 goto refuse;
             }
-        } else if (s_name_is(a, "time")) {
+        } else if (a->code == A_TIME) {
             have_time = 1;
             if (!evb_time_valid((const char *)v.ptr, v.len)) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"time\" is not an RFC 3339 timestamp");
                 goto refuse;
             }
-        } else if (s_name_is(a, "specversion")) {
+        } else if (a->code == A_SPECVERSION) {
             have_spec = 1;
             if (v.len != 3 || memcmp(v.ptr, "1.0", 3) != 0) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "specversion must be \"1.0\"");
                 goto refuse;
             }
-        } else if (s_name_is(a, "source")) {
+        } else if (a->code == A_SOURCE) {
             if (v.len == 0) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"source\" must not be empty");
@@ -781,7 +691,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     char *str = (char *)(ev->attrs + n_table);
     uint8_t *mp = (uint8_t *)str + strings_bytes;
 
-#define ADD_ATTR(nm, nlen, val, vlen)                                        \
+#define ADD_ATTR(nm, nlen, val, vlen, code)                                  \
     do {                                                                     \
         evb_attr_t *at = &ev->attrs[ev->n_attrs++];                          \
         memcpy(str, (nm), (nlen));                                           \
@@ -791,19 +701,20 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         memcpy(str, (val), (vlen));                                          \
         str[(vlen)] = '\0';                                                  \
         at->value = str;                                                     \
+        s_set_field(ev, (code), str);                                        \
         str += (vlen) + 1;                                                   \
     } while (0)
 
     for (size_t i = 0; i < n_attrs; i++)
         if (attrs[i].value)
             ADD_ATTR(attrs[i].name, attrs[i].name_len, attrs[i].value,
-                     attrs[i].value_len);
+                     attrs[i].value_len, attrs[i].code);
     if (!have_spec)
-        ADD_ATTR("specversion", 11, "1.0", 3);
+        ADD_ATTR("specversion", 11, "1.0", 3, A_SPECVERSION);
     if (!have_id)
-        ADD_ATTR("id", 2, id_buf, 36);
+        ADD_ATTR("id", 2, id_buf, 36, A_ID);
     if (!have_time)
-        ADD_ATTR("time", 4, time_buf, strlen(time_buf));
+        ADD_ATTR("time", 4, time_buf, strlen(time_buf), A_TIME);
 #undef ADD_ATTR
 
     if (!added) {
@@ -830,39 +741,6 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     ev->msgpack = mp;
     ev->msgpack_len = mp_len;
 
-    for (size_t i = 0; i < ev->n_attrs; i++) {
-        const char *n = ev->attrs[i].name, *v = ev->attrs[i].value;
-        switch (n[0]) {
-        case 't':
-            if (strcmp(n, "type") == 0)
-                ev->type = v;
-            else if (strcmp(n, "time") == 0)
-                ev->time = v;
-            else if (strcmp(n, "ticket") == 0)
-                ev->ticket = v;
-            break;
-        case 'i':
-            if (strcmp(n, "id") == 0)
-                ev->id = v;
-            break;
-        case 's':
-            if (strcmp(n, "source") == 0)
-                ev->source = v;
-            else if (strcmp(n, "subject") == 0)
-                ev->subject = v;
-            break;
-        case 'p':
-            if (strcmp(n, "project") == 0)
-                ev->project = v;
-            break;
-        case 'a':
-            if (strcmp(n, "agent") == 0)
-                ev->agent = v;
-            break;
-        default:
-            break;
-        }
-    }
     if (why)
         *why = EVB_REJECT_NONE;
     return ev;
@@ -877,17 +755,17 @@ int evb_envelope_id(const void *envelope, size_t len,
                     char out[EVB_ID_MAX + 1])
 {
     const uint8_t *p = envelope, *end = p + len;
-    mp_item_t root;
-    if (s_read(&p, end, &root) < 0 || root.kind != MP_MAP)
+    evb_mp_item_t root;
+    if (evb_mp_read(&p, end, &root) < 0 || root.kind != EVB_MP_MAP)
         return -1;
     s_err_t e = {EVB_REJECT_NONE, NULL, 0};
     for (uint32_t i = 0; i < root.len; i++) {
-        mp_item_t key;
-        if (s_read(&p, end, &key) < 0 || key.kind != MP_STR)
+        evb_mp_item_t key;
+        if (evb_mp_read(&p, end, &key) < 0 || key.kind != EVB_MP_STR)
             return -1;
         if (key.len == 2 && memcmp(key.ptr, "id", 2) == 0) {
-            mp_item_t v;
-            if (s_read(&p, end, &v) < 0 || v.kind != MP_STR ||
+            evb_mp_item_t v;
+            if (evb_mp_read(&p, end, &v) < 0 || v.kind != EVB_MP_STR ||
                 v.len > EVB_ID_MAX ||
                 !evb_utf8_valid((const char *)v.ptr, v.len))
                 return -1;
@@ -997,6 +875,8 @@ static const char *s_cache(_Atomic(char *) *slot, size_t *len_slot,
     return expected;
 }
 
+/* Render the stored (validated) envelope straight from its msgpack bytes:
+ * no unpacking into a zone on the delivery path. */
 const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
 {
     evb_event_t *ev = (evb_event_t *)ev_c;
@@ -1006,30 +886,34 @@ const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
             *len = ev->json_len;
         return done;
     }
-    msgpack_object root;
-    if (s_unpack(ev, &root) < 0)
+    const uint8_t *p = ev->msgpack, *end = p + ev->msgpack_len;
+    evb_mp_item_t root, key, v;
+    if (evb_mp_read(&p, end, &root) < 0 || root.kind != EVB_MP_MAP)
         return NULL;
     evb_buf_t b = EVB_BUF_INIT;
     if (evb_buf_reserve(&b, ev->msgpack_len * 2 + 64) < 0)
         return NULL;
     int rc = evb_buf_putc(&b, '{');
-    for (uint32_t i = 0; rc == 0 && i < root.via.map.size; i++) {
-        const msgpack_object_kv *kv = &root.via.map.ptr[i];
+    for (uint32_t i = 0; rc == 0 && i < root.len; i++) {
+        if (evb_mp_read(&p, end, &key) < 0 || key.kind != EVB_MP_STR) {
+            rc = -1;
+            break;
+        }
         if (i)
             rc |= evb_buf_putc(&b, ',');
-        if (kv->key.via.str.size == 4 &&
-            memcmp(kv->key.via.str.ptr, "data", 4) == 0 &&
-            kv->val.type == MSGPACK_OBJECT_BIN) {
-            rc |= evb_buf_puts(&b, "\"data_base64\":\"");
-            rc |= evb_base64_encode(&b, kv->val.via.bin.ptr,
-                                    kv->val.via.bin.size);
-            rc |= evb_buf_putc(&b, '"');
-            continue;
+        if (key.len == 4 && memcmp(key.ptr, "data", 4) == 0) {
+            const uint8_t *save = p;
+            if (evb_mp_read(&p, end, &v) == 0 && v.kind == EVB_MP_BIN) {
+                rc |= evb_buf_puts(&b, "\"data_base64\":\"");
+                rc |= evb_base64_encode(&b, v.ptr, v.len);
+                rc |= evb_buf_putc(&b, '"');
+                continue;
+            }
+            p = save;
         }
-        rc |= evb_json_write_string(&b, kv->key.via.str.ptr,
-                                    kv->key.via.str.size);
+        rc |= evb_json_write_string(&b, (const char *)key.ptr, key.len);
         rc |= evb_buf_putc(&b, ':');
-        rc |= evb_json_write(&b, &kv->val);
+        rc |= evb_json_write_mp(&b, &p, end, MAX_DEPTH_LIMIT);
     }
     rc |= evb_buf_putc(&b, '}');
     if (rc) {
@@ -1037,8 +921,8 @@ const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
         return NULL;
     }
     size_t n;
-    char *s = evb_buf_steal(&b, &n);
-    const char *out = s_cache(&ev->json, &ev->json_len, s, n);
+    char *str = evb_buf_steal(&b, &n);
+    const char *out = s_cache(&ev->json, &ev->json_len, str, n);
     if (len)
         *len = ev->json_len;
     return out;
@@ -1053,23 +937,31 @@ const char *evb_event_data_json(const evb_event_t *ev_c, size_t *len)
             *len = ev->data_json_len;
         return done;
     }
-    msgpack_object root;
-    if (s_unpack(ev, &root) < 0)
+    const uint8_t *p = ev->msgpack, *end = p + ev->msgpack_len;
+    evb_mp_item_t root, key;
+    if (evb_mp_read(&p, end, &root) < 0 || root.kind != EVB_MP_MAP)
         return NULL;
-    const msgpack_object *data = s_find_key(&root, "data", 4);
-    if (!data)
-        return NULL;
-    evb_buf_t b = EVB_BUF_INIT;
-    if (evb_json_write(&b, data) < 0) {
-        evb_buf_free(&b);
-        return NULL;
+    for (uint32_t i = 0; i < root.len; i++) {
+        if (evb_mp_read(&p, end, &key) < 0 || key.kind != EVB_MP_STR)
+            return NULL;
+        if (!(key.len == 4 && memcmp(key.ptr, "data", 4) == 0)) {
+            if (evb_mp_skip(&p, end, MAX_DEPTH_LIMIT) < 0)
+                return NULL;
+            continue;
+        }
+        evb_buf_t b = EVB_BUF_INIT;
+        if (evb_json_write_mp(&b, &p, end, MAX_DEPTH_LIMIT) < 0) {
+            evb_buf_free(&b);
+            return NULL;
+        }
+        size_t n;
+        char *str = evb_buf_steal(&b, &n);
+        const char *out = s_cache(&ev->data_json, &ev->data_json_len, str, n);
+        if (len)
+            *len = ev->data_json_len;
+        return out;
     }
-    size_t n;
-    char *s = evb_buf_steal(&b, &n);
-    const char *out = s_cache(&ev->data_json, &ev->data_json_len, s, n);
-    if (len)
-        *len = ev->data_json_len;
-    return out;
+    return NULL;
 }
 
 /* data.<a.b.c>: walk map keys; NULL when any step is missing. */

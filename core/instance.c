@@ -1,6 +1,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "retry.h"
 
 #define TICK_NEVER INT64_MAX
+#define BATCH 32       /* attempts started per lock round trip */
+#define SPARE_MAX 1024 /* finished attempts kept for reuse */
 
 /* ------------------------------------------------------- queue and heap */
 
@@ -96,16 +99,39 @@ static evb_attempt_t *s_heap_pop(evb_instance_t *inst)
 
 /* ------------------------------------------------------------- outcomes */
 
+/* A fresh attempt, from the instance's spares when it has some. Called
+ * with the lock held. */
+static evb_attempt_t *s_attempt_new(evb_instance_t *inst)
+{
+    evb_attempt_t *att = inst->spare;
+    if (att) {
+        inst->spare = att->next_spare;
+        inst->n_spare--;
+    } else if (!(att = malloc(sizeof *att))) {
+        return NULL;
+    }
+    memset(att, 0, offsetof(evb_attempt_t, reason) + 1);
+    att->inst = inst;
+    return att;
+}
+
 /* The attempt is over for good: release everything it holds. */
 static void s_finish(evb_attempt_t *att)
 {
     evb_instance_t *inst = att->inst;
+    evb_event_t *ev = att->ev;
     pthread_mutex_lock(&inst->lock);
     inst->in_flight--;
     inst->held--;
+    if (inst->n_spare < SPARE_MAX) { /* keep it for the next event */
+        att->next_spare = inst->spare;
+        inst->spare = att;
+        inst->n_spare++;
+        att = NULL;
+    }
     pthread_cond_broadcast(&inst->wake);
     pthread_mutex_unlock(&inst->lock);
-    evb_event_release(att->ev);
+    evb_event_release(ev);
     free(att);
 }
 
@@ -291,23 +317,30 @@ static void *s_worker(void *arg)
             (inst->stopping == 1 && now >= inst->deadline_mono))
             break; /* past the drain deadline: start nothing more */
 
-        evb_attempt_t *att = NULL;
-        if (inst->in_flight < inst->max_in_flight) {
+        /* start a batch: retries that are due first, then new events;
+         * one lock round trip for up to BATCH attempts */
+        evb_attempt_t *batch[BATCH];
+        int n = 0;
+        while (n < BATCH && inst->in_flight + n < inst->max_in_flight) {
+            evb_attempt_t *att = NULL;
             if (inst->heap_count && inst->heap[0]->due_mono <= now) {
                 att = s_heap_pop(inst);
             } else if (inst->ring_count) {
-                att = calloc(1, sizeof *att);
-                if (att) {
-                    att->inst = inst;
-                    att->ev = s_ring_pop(inst);
-                }
+                att = s_attempt_new(inst);
+                if (!att)
+                    break;
+                att->ev = s_ring_pop(inst);
+            } else {
+                break;
             }
+            batch[n++] = att;
         }
-        if (att) {
-            inst->in_flight++;
+        if (n) {
+            inst->in_flight += n;
             idle_ticked = 0;
             pthread_mutex_unlock(&inst->lock);
-            s_run_attempt(inst, att);
+            for (int i = 0; i < n; i++)
+                s_run_attempt(inst, batch[i]);
             pthread_mutex_lock(&inst->lock);
             continue;
         }
@@ -334,9 +367,8 @@ static void *s_worker(void *arg)
             until = inst->deadline_mono;
         if (inst->ring_count == 0 || inst->in_flight >= inst->max_in_flight)
             s_wait_until(inst, until);
-        else if (!att && inst->ring_count && inst->in_flight <
-                                                 inst->max_in_flight)
-            s_wait_until(inst, now + 10); /* calloc failed: back off */
+        else
+            s_wait_until(inst, now + 10); /* out of memory: back off */
     }
     pthread_mutex_unlock(&inst->lock);
     return NULL;
@@ -576,6 +608,11 @@ void evb_instance_destroy(evb_instance_t **self)
         evb_attempt_t *att = s_heap_pop(inst);
         evb_event_release(att->ev);
         free(att);
+    }
+    while (inst->spare) {
+        evb_attempt_t *next = inst->spare->next_spare;
+        free(inst->spare);
+        inst->spare = next;
     }
     free(inst->ring);
     free(inst->heap);

@@ -14,6 +14,7 @@
  * Numbers are formatted and read in the "C" locale's notation: the process
  * must not switch LC_NUMERIC to a locale whose decimal point is not '.'. */
 #include "json.h"
+#include "mpack.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -366,6 +367,101 @@ static int s_write_value(evb_buf_t *out, const msgpack_object *o)
 int evb_json_write(evb_buf_t *out, const msgpack_object *obj)
 {
     return s_write_value(out, obj);
+}
+
+/* ---------------------------------------------- from raw msgpack bytes */
+
+static int s_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
+                      int depth);
+
+/* One map key from raw bytes, with the same rules as s_write_key. */
+static int s_write_mp_key(evb_buf_t *out, const uint8_t **pp,
+                          const uint8_t *end, int depth)
+{
+    const uint8_t *start = *pp;
+    evb_mp_item_t it;
+    if (evb_mp_read(pp, end, &it) < 0)
+        return -1;
+    switch (it.kind) {
+    case EVB_MP_STR:
+        return evb_json_write_string(out, (const char *)it.ptr, it.len);
+    case EVB_MP_ARRAY:
+    case EVB_MP_MAP: {
+        evb_buf_t tmp = EVB_BUF_INIT;
+        *pp = start;
+        int rc = s_write_mp(&tmp, pp, end, depth);
+        if (rc == 0)
+            rc = evb_json_write_string(out, tmp.data, tmp.len);
+        evb_buf_free(&tmp);
+        return rc;
+    }
+    case EVB_MP_BIN:
+        *pp = start;
+        return s_write_mp(out, pp, end, depth);
+    default:
+        *pp = start;
+        if (evb_buf_putc(out, '"') < 0 || s_write_mp(out, pp, end, depth) < 0)
+            return -1;
+        return evb_buf_putc(out, '"');
+    }
+}
+
+static int s_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
+                      int depth)
+{
+    evb_mp_item_t it;
+    if (depth <= 0 || evb_mp_read(pp, end, &it) < 0)
+        return -1;
+    switch (it.kind) {
+    case EVB_MP_NIL:
+        return evb_buf_append(out, "null", 4);
+    case EVB_MP_BOOL:
+        return it.u ? evb_buf_append(out, "true", 4)
+                    : evb_buf_append(out, "false", 5);
+    case EVB_MP_UINT:
+        return s_write_u64(out, it.u, 0);
+    case EVB_MP_INT:
+        return s_write_i64(out, it.i);
+    case EVB_MP_FLOAT:
+        return s_write_double(out, it.f);
+    case EVB_MP_STR:
+        return evb_json_write_string(out, (const char *)it.ptr, it.len);
+    case EVB_MP_BIN:
+        if (evb_buf_putc(out, '"') < 0 ||
+            evb_base64_encode(out, it.ptr, it.len) < 0)
+            return -1;
+        return evb_buf_putc(out, '"');
+    case EVB_MP_ARRAY:
+        if (evb_buf_putc(out, '[') < 0)
+            return -1;
+        for (uint32_t i = 0; i < it.len; i++) {
+            if (i && evb_buf_putc(out, ',') < 0)
+                return -1;
+            if (s_write_mp(out, pp, end, depth - 1) < 0)
+                return -1;
+        }
+        return evb_buf_putc(out, ']');
+    case EVB_MP_MAP:
+        if (evb_buf_putc(out, '{') < 0)
+            return -1;
+        for (uint32_t i = 0; i < it.len; i++) {
+            if (i && evb_buf_putc(out, ',') < 0)
+                return -1;
+            if (s_write_mp_key(out, pp, end, depth - 1) < 0 ||
+                evb_buf_putc(out, ':') < 0 ||
+                s_write_mp(out, pp, end, depth - 1) < 0)
+                return -1;
+        }
+        return evb_buf_putc(out, '}');
+    default: /* ext */
+        return -1;
+    }
+}
+
+int evb_json_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
+                      int max_depth)
+{
+    return s_write_mp(out, pp, end, max_depth);
 }
 
 /* ------------------------------------------------------------ parsing */

@@ -6,6 +6,7 @@
 
 #include <msgpack.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -26,6 +27,13 @@
  * Returns 0, or -1 (out of memory, or a value JSON cannot carry); on -1
  * the buffer may hold a partial write, so reset it. */
 int evb_json_write(evb_buf_t *out, const msgpack_object *obj);
+
+/* The same, from raw msgpack bytes: renders the one value at *pp (never
+ * reading past end) and advances *pp past it, without unpacking into a
+ * zone. Containers nested deeper than max_depth, malformed bytes, ext and
+ * non-finite floats return -1. Output is identical to evb_json_write's. */
+int evb_json_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
+                      int max_depth);
 
 /* Append a JSON string literal (with the quotes) for n bytes at s. */
 int evb_json_write_string(evb_buf_t *out, const char *s, size_t n);
