@@ -9,6 +9,8 @@ int evb_buf_reserve(evb_buf_t *b, size_t extra)
     size_t need = b->len + extra + 1; /* room for the NUL */
     if (need <= b->cap)
         return 0;
+    if (b->fixed)
+        return -1;
     int fresh = b->data == NULL;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
@@ -20,26 +22,6 @@ int evb_buf_reserve(evb_buf_t *b, size_t extra)
     b->cap = cap;
     if (fresh)
         p[0] = '\0';
-    return 0;
-}
-
-int evb_buf_append(evb_buf_t *b, const void *p, size_t n)
-{
-    if (evb_buf_reserve(b, n) < 0)
-        return -1;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-int evb_buf_putc(evb_buf_t *b, char c)
-{
-    if (b->len + 2 > b->cap && evb_buf_reserve(b, 1) < 0)
-        return -1;
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
     return 0;
 }
 
@@ -84,7 +66,8 @@ void evb_buf_reset(evb_buf_t *b)
 
 void evb_buf_free(evb_buf_t *b)
 {
-    free(b->data);
+    if (!b->fixed)
+        free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }

@@ -18,6 +18,15 @@
 /* Frames kept per message; more are read and counted, then refused. */
 #define MAX_FRAMES 5
 
+/* One distinct egress subscription prefix and how many subscribers hold
+ * it (ZMQ_XPUB_VERBOSER reports every subscribe and unsubscribe, including
+ * those of a subscriber that disconnects). */
+typedef struct {
+    char *prefix;
+    size_t len;
+    int count;
+} s_egress_sub_t;
+
 struct evb_bus {
     const evb_config_t *cfg;
     evb_router_t *router;
@@ -25,6 +34,8 @@ struct evb_bus {
     void *sub;    /* ingress.pub */
     void *router_sock; /* ingress.ack */
     void *xpub;   /* egress.pub */
+    s_egress_sub_t *subs; /* egress subscriptions, to skip events */
+    size_t n_subs;        /* no one subscribed to */
     evb_ratelimit_t rl_reject;
     evb_ratelimit_t rl_egress;
     evb_ratelimit_t rl_reply;
@@ -77,6 +88,9 @@ static void *s_open(evb_bus_t *bus, int type, const char *endpoint,
          * uncounted. */
         if (c->egress_skip_on_slow)
             rc |= s_setopt_int(s, ZMQ_XPUB_NODROP, 1, "xpub_nodrop");
+        /* every (un)subscription reaches us, so an event no one has
+         * subscribed to is not handed to ZeroMQ at all */
+        rc |= s_setopt_int(s, ZMQ_XPUB_VERBOSER, 1, "xpub_verboser");
     }
     rc |= s_setopt_int(s, ZMQ_LINGER, type == ZMQ_ROUTER ? 1000 : 0,
                        "linger");
@@ -142,6 +156,9 @@ void evb_bus_destroy(evb_bus_t **self)
         zmq_close(bus->xpub);
     if (bus->ctx)
         zmq_ctx_term(bus->ctx);
+    for (size_t i = 0; i < bus->n_subs; i++)
+        free(bus->subs[i].prefix);
+    free(bus->subs);
     free(bus);
     *self = NULL;
 }
@@ -154,11 +171,26 @@ static void s_release_frame(void *data, void *hint)
     evb_event_release(hint);
 }
 
+/* 1 when some egress subscriber's prefix matches the type. */
+static int s_egress_wanted(const evb_bus_t *bus, const char *type,
+                           size_t tlen)
+{
+    for (size_t i = 0; i < bus->n_subs; i++) {
+        const s_egress_sub_t *sub = &bus->subs[i];
+        if (sub->count > 0 && sub->len <= tlen &&
+            memcmp(sub->prefix, type, sub->len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void s_egress(evb_bus_t *bus, evb_event_t *ev)
 {
     if (!bus->xpub)
         return;
     size_t tlen = strlen(ev->type);
+    if (!s_egress_wanted(bus, ev->type, tlen))
+        return;
     if (zmq_send(bus->xpub, ev->type, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno == EAGAIN) {
             evb_count(&evb_stats.egress_dropped);
@@ -185,19 +217,54 @@ static void s_egress(evb_bus_t *bus, evb_event_t *ev)
         evb_count(&evb_stats.egress_published);
 }
 
+static void s_track_subscription(evb_bus_t *bus, const char *msg, size_t n)
+{
+    if (n < 1 || (msg[0] != 0 && msg[0] != 1))
+        return;
+    int delta = msg[0] == 1 ? 1 : -1;
+    const char *prefix = msg + 1;
+    size_t len = n - 1;
+    evb_debug("egress: a subscriber %s \"%.*s\"",
+              delta > 0 ? "subscribed to" : "unsubscribed from", (int)len,
+              prefix);
+    for (size_t i = 0; i < bus->n_subs; i++) {
+        s_egress_sub_t *sub = &bus->subs[i];
+        if (sub->len == len && memcmp(sub->prefix, prefix, len) == 0) {
+            sub->count += delta;
+            if (sub->count < 0)
+                sub->count = 0;
+            return;
+        }
+    }
+    if (delta < 0)
+        return;
+    s_egress_sub_t *subs =
+        realloc(bus->subs, (bus->n_subs + 1) * sizeof *bus->subs);
+    char *copy = malloc(len + 1);
+    if (!subs || !copy) {
+        /* cannot track it: publish everything rather than lose events */
+        free(copy);
+        if (subs)
+            bus->subs = subs;
+        return;
+    }
+    bus->subs = subs;
+    memcpy(copy, prefix, len);
+    copy[len] = '\0';
+    bus->subs[bus->n_subs++] = (s_egress_sub_t){copy, len, 1};
+}
+
 static void s_drain_subscriptions(evb_bus_t *bus)
 {
-    char buf[256];
+    char buf[512];
     for (int i = 0; i < BATCH; i++) {
         int n = zmq_recv(bus->xpub, buf, sizeof buf, ZMQ_DONTWAIT);
         if (n < 0)
             return;
-        if (n >= 1 && evb_log_level() >= EVBUS_LOG_DEBUG) {
-            size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
-            evb_debug("egress: a subscriber %s \"%.*s\"",
-                      buf[0] ? "subscribed to" : "unsubscribed from",
-                      (int)(len - 1), buf + 1);
-        }
+        /* a prefix longer than the buffer is tracked by its first bytes,
+         * which only makes the skip test match more often */
+        s_track_subscription(bus, buf, (size_t)n < sizeof buf ? (size_t)n
+                                                              : sizeof buf);
     }
 }
 
@@ -409,6 +476,7 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
             s_serve_sub(bus);
         if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN))
             s_serve_router(bus);
+        evb_router_kick(bus->router); /* once per batch, not per event */
         if (i_xpub >= 0 && (items[i_xpub].revents & ZMQ_POLLIN))
             s_drain_subscriptions(bus);
     }

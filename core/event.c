@@ -875,8 +875,38 @@ static const char *s_cache(_Atomic(char *) *slot, size_t *len_slot,
     return expected;
 }
 
-/* Render the stored (validated) envelope straight from its msgpack bytes:
- * no unpacking into a zone on the delivery path. */
+/* Render the stored (validated) envelope as CloudEvents JSON straight from
+ * its msgpack bytes: no unpacking into a zone on the delivery path. */
+static int s_render_json(const evb_event_t *ev, evb_buf_t *b)
+{
+    const uint8_t *p = ev->msgpack, *end = p + ev->msgpack_len;
+    evb_mp_item_t root, key, v;
+    if (evb_mp_read(&p, end, &root) < 0 || root.kind != EVB_MP_MAP)
+        return -1;
+    int rc = evb_buf_putc(b, '{');
+    for (uint32_t i = 0; rc == 0 && i < root.len; i++) {
+        if (evb_mp_read(&p, end, &key) < 0 || key.kind != EVB_MP_STR)
+            return -1;
+        if (i)
+            rc |= evb_buf_putc(b, ',');
+        if (key.len == 4 && memcmp(key.ptr, "data", 4) == 0) {
+            const uint8_t *save = p;
+            if (evb_mp_read(&p, end, &v) == 0 && v.kind == EVB_MP_BIN) {
+                rc |= evb_buf_append(b, "\"data_base64\":\"", 15);
+                rc |= evb_base64_encode(b, v.ptr, v.len);
+                rc |= evb_buf_putc(b, '"');
+                continue;
+            }
+            p = save;
+        }
+        rc |= evb_json_write_string(b, (const char *)key.ptr, key.len);
+        rc |= evb_buf_putc(b, ':');
+        rc |= evb_json_write_mp(b, &p, end, MAX_DEPTH_LIMIT);
+    }
+    rc |= evb_buf_putc(b, '}');
+    return rc ? -1 : 0;
+}
+
 const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
 {
     evb_event_t *ev = (evb_event_t *)ev_c;
@@ -886,37 +916,9 @@ const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
             *len = ev->json_len;
         return done;
     }
-    const uint8_t *p = ev->msgpack, *end = p + ev->msgpack_len;
-    evb_mp_item_t root, key, v;
-    if (evb_mp_read(&p, end, &root) < 0 || root.kind != EVB_MP_MAP)
-        return NULL;
     evb_buf_t b = EVB_BUF_INIT;
-    if (evb_buf_reserve(&b, ev->msgpack_len * 2 + 64) < 0)
-        return NULL;
-    int rc = evb_buf_putc(&b, '{');
-    for (uint32_t i = 0; rc == 0 && i < root.len; i++) {
-        if (evb_mp_read(&p, end, &key) < 0 || key.kind != EVB_MP_STR) {
-            rc = -1;
-            break;
-        }
-        if (i)
-            rc |= evb_buf_putc(&b, ',');
-        if (key.len == 4 && memcmp(key.ptr, "data", 4) == 0) {
-            const uint8_t *save = p;
-            if (evb_mp_read(&p, end, &v) == 0 && v.kind == EVB_MP_BIN) {
-                rc |= evb_buf_puts(&b, "\"data_base64\":\"");
-                rc |= evb_base64_encode(&b, v.ptr, v.len);
-                rc |= evb_buf_putc(&b, '"');
-                continue;
-            }
-            p = save;
-        }
-        rc |= evb_json_write_string(&b, (const char *)key.ptr, key.len);
-        rc |= evb_buf_putc(&b, ':');
-        rc |= evb_json_write_mp(&b, &p, end, MAX_DEPTH_LIMIT);
-    }
-    rc |= evb_buf_putc(&b, '}');
-    if (rc) {
+    if (evb_buf_reserve(&b, ev->msgpack_len * 2 + 64) < 0 ||
+        s_render_json(ev, &b) < 0) {
         evb_buf_free(&b);
         return NULL;
     }
@@ -926,6 +928,26 @@ const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
     if (len)
         *len = ev->json_len;
     return out;
+}
+
+size_t evb_event_json_into(const evb_event_t *ev, char *dst, size_t cap)
+{
+    const char *done = atomic_load_explicit(&ev->json, memory_order_acquire);
+    if (done) { /* another instance made it already */
+        if (ev->json_len < cap)
+            memcpy(dst, done, ev->json_len + 1);
+        return ev->json_len;
+    }
+    if (cap > 0) {
+        evb_buf_t b = EVB_BUF_FIXED(dst, cap);
+        if (s_render_json(ev, &b) == 0)
+            return b.len;
+    }
+    /* too small (rare: callers give room for typical events): measure */
+    evb_buf_t scratch = EVB_BUF_INIT;
+    size_t n = s_render_json(ev, &scratch) == 0 ? scratch.len : 0;
+    evb_buf_free(&scratch);
+    return n;
 }
 
 const char *evb_event_data_json(const evb_event_t *ev_c, size_t *len)

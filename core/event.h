@@ -92,6 +92,11 @@ const char *evb_event_attr(const evb_event_t *ev, const char *name);
 /* CloudEvents JSON (structured mode), made once and cached; thread-safe.
  * NULL only when out of memory. */
 const char *evb_event_json(const evb_event_t *ev, size_t *len);
+/* The same JSON written into dst (cap bytes, NUL-terminated) without
+ * allocating or caching anything: returns its length. When length + 1 >
+ * cap, dst holds nothing useful and the return is the length needed; 0
+ * when it cannot be rendered. Thread-safe. */
+size_t evb_event_json_into(const evb_event_t *ev, char *dst, size_t cap);
 /* The data member as JSON; NULL when absent (or out of memory). */
 const char *evb_event_data_json(const evb_event_t *ev, size_t *len);
 /* data.<dotted path> as a number / as text (malloc'd; strings raw). */

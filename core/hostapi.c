@@ -104,6 +104,12 @@ static const char *s_event_data_json(const evbus_event_t *ev, size_t *len)
     return evb_event_data_json(ev, len);
 }
 
+static size_t s_event_json_into(const evbus_event_t *ev, char *dst,
+                                size_t cap)
+{
+    return evb_event_json_into(ev, dst, cap);
+}
+
 static const void *s_event_msgpack(const evbus_event_t *ev, size_t *len)
 {
     if (len)
@@ -214,6 +220,7 @@ static const evbus_host_t s_host = {
     .attempt_complete = s_attempt_complete,
     .free = s_free,
     .now_ms = s_now_ms,
+    .event_json_into = s_event_json_into,
 };
 
 const evbus_host_t *evb_host_table(void)

@@ -469,6 +469,22 @@ int evb_instance_start(evb_instance_t *inst)
 
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev)
 {
+    evb_instance_push(inst, ev);
+    evb_instance_kick(inst);
+}
+
+void evb_instance_kick(evb_instance_t *inst)
+{
+    pthread_mutex_lock(&inst->lock);
+    if (inst->wake_pending) {
+        inst->wake_pending = 0;
+        pthread_cond_signal(&inst->wake);
+    }
+    pthread_mutex_unlock(&inst->lock);
+}
+
+void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
+{
     atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
     if (atomic_load_explicit(&inst->disabled, memory_order_relaxed)) {
         char why[600];
@@ -498,7 +514,7 @@ void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev)
         return;
     }
     inst->held++;
-    pthread_cond_signal(&inst->wake);
+    inst->wake_pending = 1; /* the worker is woken by evb_instance_kick */
     pthread_mutex_unlock(&inst->lock);
 }
 

@@ -78,6 +78,7 @@ struct evbus_instance {
     int stopping;         /* 1 = drain, 2 = stop now */
     int64_t deadline_mono;
     int reopen_pending;
+    int wake_pending; /* pushed since the last kick */
     int ticking;
     int64_t last_tick_mono;
     atomic_int disabled;
@@ -102,6 +103,12 @@ int evb_instance_start(evb_instance_t *inst);
 /* Hand an event over (takes its own reference). Never blocks on the
  * destination; see the overflow rule above. Main thread. */
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev);
+/* The same in two steps, for ingest batches: push queues the event without
+ * waking the worker; kick wakes it if anything was pushed since. Waking a
+ * worker once per batch instead of once per event keeps the two threads
+ * from trading a futex wake-up for every event. */
+void evb_instance_push(evb_instance_t *inst, evb_event_t *ev);
+void evb_instance_kick(evb_instance_t *inst);
 /* SIGHUP: the plugin's reopen() runs on a worker between deliveries. */
 void evb_instance_request_reopen(evb_instance_t *inst);
 /* Mark the instance broken: later events are dead-lettered. Any thread. */

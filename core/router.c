@@ -9,9 +9,15 @@ int evb_router_accept(evb_router_t *r, evb_event_t *ev, evb_reject_t *why)
     for (size_t i = 0; i < r->n_instances; i++) {
         evb_instance_t *inst = r->instances[i];
         if (evb_sub_matches(&inst->conf->sub, ev))
-            evb_instance_enqueue(inst, ev);
+            evb_instance_push(inst, ev);
     }
     return 0;
+}
+
+void evb_router_kick(evb_router_t *r)
+{
+    for (size_t i = 0; i < r->n_instances; i++)
+        evb_instance_kick(r->instances[i]);
 }
 
 void evb_router_reopen(evb_router_t *r)

@@ -22,10 +22,14 @@ typedef struct evb_router {
 } evb_router_t;
 
 /* Accept one decoded event: give it its sequence number and hand it to
- * every matching instance. Returns 0, or -1 with *why when the event
+ * every matching instance (woken by evb_router_kick). Returns 0, or -1 with *why when the event
  * cannot be accepted now (the journal's place; never today). Main
  * thread. */
 int evb_router_accept(evb_router_t *r, evb_event_t *ev, evb_reject_t *why);
+
+/* Wake the workers of every instance that got events since the last
+ * kick: once per ingest batch. Main thread. */
+void evb_router_kick(evb_router_t *r);
 
 /* SIGHUP for every instance. */
 void evb_router_reopen(evb_router_t *r);

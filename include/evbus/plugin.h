@@ -313,6 +313,15 @@ struct evbus_host {
     void (*free)(void *ptr);
     /* Unix time in ms (wall clock). */
     int64_t (*now_ms)(void);
+
+    /* -- events, continued (1.0) ------------------------------------------
+     * The JSON of event_json() written into dst (cap bytes), NUL-terminated,
+     * without allocating or caching: for plugins that copy the text into a
+     * buffer of their own anyway. Returns its length (without the NUL).
+     * When length + 1 > cap, dst holds nothing useful and the return is
+     * the length needed: make room and call again. 0 when the event cannot
+     * be rendered (out of memory). */
+    size_t (*event_json_into)(const evbus_event_t *ev, char *dst, size_t cap);
 };
 
 /* A plugin defines exactly this function: */

@@ -516,9 +516,21 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
                      evbus_attempt_t *att)
 {
     s_file_t *f = userdata;
-    size_t n = 0;
-    const char *json = f->host->event_json(ev, &n);
-    if (!json) {
+    /* render straight into the batch, past what it holds (room for the
+     * newline and the NUL the host writes); make room if it did not fit */
+    if (s_reserve(f, 4096) < 0) {
+        f->host->attempt_reason(att, "out of memory buffering the event");
+        return EVBUS_RETRY;
+    }
+    size_t n = f->host->event_json_into(ev, f->buf + f->len, f->cap - f->len);
+    if (n && n + 2 > f->cap - f->len) {
+        if (s_reserve(f, n + 2) < 0) {
+            f->host->attempt_reason(att, "out of memory buffering the event");
+            return EVBUS_RETRY;
+        }
+        n = f->host->event_json_into(ev, f->buf + f->len, f->cap - f->len);
+    }
+    if (n == 0) {
         f->host->attempt_reason(att, "out of memory rendering the event");
         return EVBUS_RETRY;
     }
@@ -526,17 +538,16 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
         return EVBUS_RETRY;
     if (f->regular &&
         filefmt_needs_rotation(f->size, f->len, n + 1, f->rotate_size)) {
-        s_flush(f, NULL);
+        /* the line goes to the new file: write the batch before it, then
+         * move the line to the front of the emptied batch */
+        size_t at = f->len;
+        s_flush(f, NULL); /* empties the batch, whatever the outcome */
+        if (at)
+            memmove(f->buf, f->buf + at, n);
         s_rotate(f);
         if (s_ensure_open(f, att) < 0)
             return EVBUS_RETRY;
     }
-    if (s_reserve(f, n + 1) < 0) {
-        f->host->attempt_reason(att, "out of memory buffering the event");
-        s_flush(f, NULL);
-        return EVBUS_RETRY;
-    }
-    memcpy(f->buf + f->len, json, n);
     f->buf[f->len + n] = '\n';
     f->len += n + 1;
     if (f->len >= FLUSH_AT || s_hold(f, att) < 0)

@@ -65,13 +65,14 @@ static void test_host_table_layout_is_frozen(void)
         offsetof(evbus_host_t, attempt_complete),
         offsetof(evbus_host_t, free),
         offsetof(evbus_host_t, now_ms),
+        offsetof(evbus_host_t, event_json_into),
     };
     CU_ASSERT_EQUAL(offsetof(evbus_host_t, abi_version), 0);
     CU_ASSERT_EQUAL(offsetof(evbus_host_t, struct_size), 4);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CU_ASSERT_EQUAL(want[i], 8 + i * P);
-    /* ABI 1.0: 28 entries */
-    CU_ASSERT_EQUAL(sizeof(evbus_host_t), 8 + 28 * P);
+    /* ABI 1.0: 29 entries */
+    CU_ASSERT_EQUAL(sizeof(evbus_host_t), 8 + 29 * P);
 }
 
 static void test_result_and_option_codes_never_change(void)

@@ -133,6 +133,39 @@ class IngestTest(evbtest.TestCase):
         self.assertEqual(got, [b"task.failed", b"task.completed"])
         sub.close()
 
+    def test_egress_keeps_serving_a_subscriber_when_another_with_its_prefix_leaves(self):
+        # the broker skips events no one subscribed to; it must count
+        # subscribers per prefix, not just prefixes
+        b = self.make_broker().start()
+        a = b.subscriber(b"task.")
+        c = b.subscriber(b"task.")
+        def warm(sock):
+            def f():
+                b.ack_publish([b"task.warm", envelope("task.warm")])
+                return sock.poll(100)
+            return f
+        wait_for(warm(a), what="subscriber a")
+        wait_for(warm(c), what="subscriber c")
+        a.close()      # its unsubscription reaches the broker
+        time_limit = 50
+        got = []
+        for i in range(time_limit):
+            b.ack_publish([b"task.failed", envelope("task.failed", id="k%d" % i)])
+        while c.poll(500):
+            t, env = c.recv_multipart()
+            if t == b"task.failed":
+                got.append(msgpack.unpackb(env, raw=False)["id"])
+        self.assertEqual(got, ["k%d" % i for i in range(time_limit)])
+        # and a late subscriber to another prefix is served once it is known
+        d = b.subscriber(b"agent.")
+        def warm_agent():
+            b.ack_publish([b"agent.stuck", envelope("agent.stuck", id="late")])
+            return d.poll(100)
+        wait_for(warm_agent, what="the agent. subscription")
+        self.assertEqual(d.recv_multipart()[0], b"agent.stuck")
+        c.close()
+        d.close()
+
 
 if __name__ == "__main__":
     evbtest.main()

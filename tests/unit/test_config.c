@@ -249,6 +249,7 @@ static void test_defaults_when_keys_absent(void)
     CU_ASSERT_EQUAL(cfg->ingress_rcvhwm, 100000);
     CU_ASSERT_EQUAL(cfg->ack_sndhwm, 100000);
     CU_ASSERT_EQUAL(cfg->egress_sndhwm, 100000);
+    CU_ASSERT_EQUAL(cfg->egress_skip_on_slow, 1);
     CU_ASSERT_EQUAL(cfg->limits.max_message_size, 1024 * 1024);
     CU_ASSERT_EQUAL(cfg->limits.max_depth, 32);
     CU_ASSERT_EQUAL(cfg->limits.max_attr_len, 4096);
@@ -340,7 +341,28 @@ static void test_unknown_egress_key_names_line_and_known_keys(void)
     CU_ASSERT_PTR_NULL(cfg);
     CU_ASSERT_EQUAL(errors, 1);
     CU_ASSERT_TRUE(s_logged("%s:2: egress.sub: unknown setting \"sub\" "
-                            "(known: pub, sndhwm)",
+                            "(known: pub, sndhwm, slow_subscriber)",
+                            s_conf));
+}
+
+static void test_egress_slow_subscriber_policy_is_skip_or_drop(void)
+{
+    int errors = -1;
+    evb_config_t *cfg = s_load("egress = { slow_subscriber = \"drop\"; };\n",
+                               &errors);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->egress_skip_on_slow, 0);
+    evb_config_destroy(&cfg);
+    cfg = s_load("egress = { slow_subscriber = \"skip\"; };\n", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->egress_skip_on_slow, 1);
+    evb_config_destroy(&cfg);
+    cfg = s_load("\negress = { slow_subscriber = \"block\"; };\n", &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL(errors, 1);
+    CU_ASSERT_TRUE(s_logged("%s:2: egress.slow_subscriber: expected \"drop\" "
+                            "or \"skip\", got \"block\"",
                             s_conf));
 }
 
@@ -1055,6 +1077,8 @@ static CU_TestInfo s_tests[] = {
      test_unknown_ingress_key_names_line_and_known_keys},
     {"test_unknown_egress_key_names_line_and_known_keys",
      test_unknown_egress_key_names_line_and_known_keys},
+    {"test_egress_slow_subscriber_policy_is_skip_or_drop",
+     test_egress_slow_subscriber_policy_is_skip_or_drop},
     {"test_unknown_instance_key_names_line_and_known_keys",
      test_unknown_instance_key_names_line_and_known_keys},
     {"test_unknown_retry_key_names_line_and_known_keys",

@@ -544,6 +544,45 @@ static void test_json_rendering_is_structured_cloudevents(void)
     msgpack_sbuffer_destroy(&p.sb);
 }
 
+static void test_json_into_writes_the_same_text_or_says_how_much_room(void)
+{
+    pack_t p;
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 4);
+    p_kv(&p, "id", "j1");
+    p_kv(&p, "type", "task.completed");
+    p_kv(&p, "time", "2026-11-22T10:00:00Z");
+    p_str(&p, "data");
+    msgpack_pack_array(&p.pk, 2);
+    msgpack_pack_int(&p.pk, -7);
+    msgpack_pack_true(&p.pk);
+    evb_reject_t why;
+    char detail[256];
+    evb_event_t *ev = s_decode("task.completed", &p, &why, detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    const char *want = "{\"id\":\"j1\",\"type\":\"task.completed\",\"time\":"
+                       "\"2026-11-22T10:00:00Z\",\"data\":[-7,true],"
+                       "\"specversion\":\"1.0\"}";
+    size_t n = strlen(want);
+    char buf[512];
+    /* too small: nothing useful written, the length needed returned */
+    memset(buf, 'x', sizeof buf);
+    CU_ASSERT_EQUAL(evb_event_json_into(ev, buf, 10), n);
+    CU_ASSERT_EQUAL(evb_event_json_into(ev, buf, n), n); /* no room for NUL */
+    /* exactly enough */
+    CU_ASSERT_EQUAL(evb_event_json_into(ev, buf, n + 1), n);
+    CU_ASSERT_STRING_EQUAL(buf, want);
+    /* nothing was cached by it; after event_json, the cached copy serves */
+    CU_ASSERT_PTR_NULL(atomic_load(&ev->json));
+    CU_ASSERT_STRING_EQUAL(evb_event_json(ev, NULL), want);
+    memset(buf, 'x', sizeof buf);
+    CU_ASSERT_EQUAL(evb_event_json_into(ev, buf, sizeof buf), n);
+    CU_ASSERT_STRING_EQUAL(buf, want);
+    CU_ASSERT_EQUAL(evb_event_json_into(ev, buf, 5), n);
+    evb_event_release(ev);
+    msgpack_sbuffer_destroy(&p.sb);
+}
+
 static void test_binary_data_renders_as_data_base64(void)
 {
     pack_t p;
@@ -614,6 +653,8 @@ static CU_TestInfo s_render_tests[] = {
      test_json_rendering_is_structured_cloudevents},
     {"binary data renders as data_base64",
      test_binary_data_renders_as_data_base64},
+    {"json_into writes the same text or says how much room",
+     test_json_into_writes_the_same_text_or_says_how_much_room},
     CU_TEST_INFO_NULL};
 
 static CU_SuiteInfo s_suites[] = {
