@@ -104,6 +104,20 @@ int evb_utf8_valid(const char *str, size_t n)
     return 1;
 }
 
+/* evb_utf8_valid with a short-ASCII shortcut: most attribute values and
+ * keys are a few ASCII bytes. */
+static inline int s_utf8_ok(const uint8_t *s, size_t n)
+{
+    if (n <= 32) {
+        uint8_t any = 0;
+        for (size_t i = 0; i < n; i++)
+            any |= s[i];
+        if (!(any & 0x80))
+            return 1;
+    }
+    return evb_utf8_valid((const char *)s, n);
+}
+
 int evb_type_valid(const char *type, size_t len)
 {
     if (len == 0 || len > 255)
@@ -299,7 +313,7 @@ static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
         }
         switch (it.kind) {
         case EVB_MP_STR:
-            if (!evb_utf8_valid((const char *)it.ptr, it.len)) {
+            if (!s_utf8_ok(it.ptr, it.len)) {
                 s_fail(e, EVB_REJECT_BAD_UTF8,
                        "%s: a string is not valid UTF-8", what);
                 return -1;
@@ -576,7 +590,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                        (int)key.len, name, v.len, limits->max_attr_len);
                 goto refuse;
             }
-            if (!evb_utf8_valid((const char *)v.ptr, v.len)) {
+            if (!s_utf8_ok(v.ptr, v.len)) {
                 s_fail(&e, EVB_REJECT_BAD_UTF8,
                        "attribute \"%.*s\" is not valid UTF-8", (int)key.len,
                        name);
@@ -767,7 +781,7 @@ int evb_envelope_id(const void *envelope, size_t len,
             evb_mp_item_t v;
             if (evb_mp_read(&p, end, &v) < 0 || v.kind != EVB_MP_STR ||
                 v.len > EVB_ID_MAX ||
-                !evb_utf8_valid((const char *)v.ptr, v.len))
+                !s_utf8_ok(v.ptr, v.len))
                 return -1;
             memcpy(out, v.ptr, v.len);
             out[v.len] = '\0';

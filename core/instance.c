@@ -12,7 +12,6 @@
 
 #define TICK_NEVER INT64_MAX
 #define BATCH 32       /* attempts started per lock round trip */
-#define SPARE_MAX 1024 /* finished attempts kept for reuse */
 
 /* ------------------------------------------------------- queue and heap */
 
@@ -99,40 +98,39 @@ static evb_attempt_t *s_heap_pop(evb_instance_t *inst)
 
 /* ------------------------------------------------------------- outcomes */
 
-/* A fresh attempt, from the instance's spares when it has some. Called
- * with the lock held. */
+/* A fresh attempt. Called with the lock held. */
 static evb_attempt_t *s_attempt_new(evb_instance_t *inst)
 {
-    evb_attempt_t *att = inst->spare;
-    if (att) {
-        inst->spare = att->next_spare;
-        inst->n_spare--;
-    } else if (!(att = malloc(sizeof *att))) {
+    evb_attempt_t *att = malloc(sizeof *att);
+    if (!att)
         return NULL;
-    }
     memset(att, 0, offsetof(evb_attempt_t, reason) + 1);
     att->inst = inst;
     return att;
 }
 
-/* The attempt is over for good: release everything it holds. */
+/* Wake the workers if one is waiting (for a free in-flight slot, or to
+ * finish a drain). */
+static void s_wake_sleepers(evb_instance_t *inst)
+{
+    if (atomic_load(&inst->sleepers) > 0) {
+        pthread_mutex_lock(&inst->lock);
+        pthread_cond_broadcast(&inst->wake);
+        pthread_mutex_unlock(&inst->lock);
+    }
+}
+
+/* The attempt is over for good: release everything it holds. Lock-free
+ * unless a worker waits. */
 static void s_finish(evb_attempt_t *att)
 {
     evb_instance_t *inst = att->inst;
     evb_event_t *ev = att->ev;
-    pthread_mutex_lock(&inst->lock);
-    inst->in_flight--;
-    inst->held--;
-    if (inst->n_spare < SPARE_MAX) { /* keep it for the next event */
-        att->next_spare = inst->spare;
-        inst->spare = att;
-        inst->n_spare++;
-        att = NULL;
-    }
-    pthread_cond_broadcast(&inst->wake);
-    pthread_mutex_unlock(&inst->lock);
-    evb_event_release(ev);
     free(att);
+    atomic_fetch_sub(&inst->held, 1);
+    atomic_fetch_sub(&inst->in_flight, 1);
+    s_wake_sleepers(inst);
+    evb_event_release(ev);
 }
 
 /* Dead-letter one event the instance holds no attempt for. */
@@ -163,15 +161,16 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
 {
     evb_instance_t *inst = att->inst;
     evb_event_t *ev = att->ev;
-    int64_t latency_ms = (evb_mono_us() - att->started_us) / 1000;
     char why[1400];
 
     switch (result) {
     case EVBUS_OK:
         atomic_fetch_add(&inst->n_delivered, 1);
-        evb_log(EVBUS_LOG_DEBUG, inst->name,
-                "delivered event %s (%s), attempt %d, %lld ms", ev->id,
-                ev->type, att->number, (long long)latency_ms);
+        if (evb_log_level() >= EVBUS_LOG_DEBUG)
+            evb_log(EVBUS_LOG_DEBUG, inst->name,
+                    "delivered event %s (%s), attempt %d, %lld ms", ev->id,
+                    ev->type, att->number,
+                    (long long)((evb_mono_us() - att->started_us) / 1000));
         s_finish(att);
         return;
 
@@ -188,7 +187,7 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                 att->due_mono = due_mono;
                 att->retry_after = 0;
                 if (s_heap_push(inst, att) == 0) {
-                    inst->in_flight--;
+                    atomic_fetch_sub(&inst->in_flight, 1);
                     pthread_cond_broadcast(&inst->wake);
                     pthread_mutex_unlock(&inst->lock);
                     atomic_fetch_add(&inst->n_retried, 1);
@@ -196,7 +195,8 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                         &inst->rl_retry, EVBUS_LOG_WARN, inst->name,
                         "attempt %d of event %s (%s) failed after %lld ms: "
                         "%s; next attempt in %lld ms",
-                        att->number, ev->id, ev->type, (long long)latency_ms,
+                        att->number, ev->id, ev->type,
+                        (long long)((evb_mono_us() - att->started_us) / 1000),
                         s_reason(att), (long long)(due - now));
                     return;
                 }
@@ -248,12 +248,13 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
 
 /* ---------------------------------------------------------------- worker */
 
-static void s_run_attempt(evb_instance_t *inst, evb_attempt_t *att)
+static void s_run_attempt(evb_instance_t *inst, evb_attempt_t *att,
+                          int64_t now_us)
 {
     att->number++;
     att->reason[0] = '\0';
     att->retry_after = 0;
-    att->started_us = evb_mono_us();
+    att->started_us = now_us;
     if (atomic_load(&inst->disabled)) {
         char why[600];
         snprintf(why, sizeof why, "instance disabled: %s",
@@ -320,15 +321,18 @@ static void *s_worker(void *arg)
         /* start a batch: retries that are due first, then new events;
          * one lock round trip for up to BATCH attempts */
         evb_attempt_t *batch[BATCH];
-        int n = 0;
-        while (n < BATCH && inst->in_flight + n < inst->max_in_flight) {
+        int n = 0, oom = 0;
+        int in_flight = atomic_load(&inst->in_flight);
+        while (n < BATCH && in_flight + n < inst->max_in_flight) {
             evb_attempt_t *att = NULL;
             if (inst->heap_count && inst->heap[0]->due_mono <= now) {
                 att = s_heap_pop(inst);
             } else if (inst->ring_count) {
                 att = s_attempt_new(inst);
-                if (!att)
+                if (!att) {
+                    oom = 1;
                     break;
+                }
                 att->ev = s_ring_pop(inst);
             } else {
                 break;
@@ -336,39 +340,53 @@ static void *s_worker(void *arg)
             batch[n++] = att;
         }
         if (n) {
-            inst->in_flight += n;
+            atomic_fetch_add(&inst->in_flight, n);
             idle_ticked = 0;
             pthread_mutex_unlock(&inst->lock);
+            int64_t now_us = evb_mono_us(); /* one clock read a batch */
             for (int i = 0; i < n; i++)
-                s_run_attempt(inst, batch[i]);
+                s_run_attempt(inst, batch[i], now_us);
             pthread_mutex_lock(&inst->lock);
             continue;
         }
 
         /* nothing to start now */
-        if (inst->stopping == 1) {
-            int retries_possible =
-                inst->heap_count &&
-                inst->heap[0]->due_mono <= inst->deadline_mono;
-            if (!inst->ring_count && !inst->in_flight && !retries_possible)
-                break;
-        }
         if (d->tick && !idle_ticked && !inst->ticking) {
             idle_ticked = 1;
             s_tick(inst);
             continue;
         }
+        /* about to wait: count ourselves first, then look once more, so a
+         * completion that lands in between either is seen here or wakes
+         * us (s_wake_sleepers) */
+        atomic_fetch_add(&inst->sleepers, 1);
+        in_flight = atomic_load(&inst->in_flight);
+        int room = in_flight < inst->max_in_flight;
+        if (inst->stopping == 1) {
+            int retries_possible =
+                inst->heap_count &&
+                inst->heap[0]->due_mono <= inst->deadline_mono;
+            if (!inst->ring_count && !in_flight && !retries_possible) {
+                atomic_fetch_sub(&inst->sleepers, 1);
+                break;
+            }
+        }
+        if (room && (inst->ring_count ||
+                     (inst->heap_count && inst->heap[0]->due_mono <= now))) {
+            atomic_fetch_sub(&inst->sleepers, 1);
+            if (oom)
+                s_wait_until(inst, now + 10); /* out of memory: back off */
+            continue;
+        }
         int64_t until = TICK_NEVER;
-        if (inst->heap_count && inst->in_flight < inst->max_in_flight)
+        if (inst->heap_count && room)
             until = inst->heap[0]->due_mono;
         if (interval > 0 && inst->last_tick_mono + interval < until)
             until = inst->last_tick_mono + interval;
         if (inst->stopping == 1 && inst->deadline_mono < until)
             until = inst->deadline_mono;
-        if (inst->ring_count == 0 || inst->in_flight >= inst->max_in_flight)
-            s_wait_until(inst, until);
-        else
-            s_wait_until(inst, now + 10); /* out of memory: back off */
+        s_wait_until(inst, until);
+        atomic_fetch_sub(&inst->sleepers, 1);
     }
     pthread_mutex_unlock(&inst->lock);
     return NULL;
@@ -394,6 +412,9 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
     pthread_cond_init(&inst->wake, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&inst->disabled, 0);
+    atomic_init(&inst->in_flight, 0);
+    atomic_init(&inst->held, 0);
+    atomic_init(&inst->sleepers, 0);
     evb_ratelimit_t rl = EVB_RATELIMIT_INIT(10000, 100);
     inst->rl_retry = rl;
     inst->rl_dead = rl;
@@ -494,7 +515,7 @@ void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
         return;
     }
     pthread_mutex_lock(&inst->lock);
-    if (inst->held >= inst->conf->queue_size) {
+    if (atomic_load(&inst->held) >= inst->conf->queue_size) {
         pthread_mutex_unlock(&inst->lock);
         atomic_fetch_add(&inst->n_overflow, 1);
         evb_log_limited(&inst->rl_overflow, EVBUS_LOG_WARN, inst->name,
@@ -513,7 +534,7 @@ void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
         s_dead_event(inst, ev, 0, "out of memory queueing the event");
         return;
     }
-    inst->held++;
+    atomic_fetch_add(&inst->held, 1);
     inst->wake_pending = 1; /* the worker is woken by evb_instance_kick */
     pthread_mutex_unlock(&inst->lock);
 }
@@ -574,10 +595,10 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
         evb_attempt_t *att = NULL;
         if (inst->ring_count) {
             ev = s_ring_pop(inst);
-            inst->held--;
+            atomic_fetch_sub(&inst->held, 1);
         } else if (inst->heap_count) {
             att = s_heap_pop(inst);
-            inst->in_flight++; /* s_dead -> s_finish undoes it */
+            atomic_fetch_add(&inst->in_flight, 1); /* s_finish undoes it */
         }
         pthread_mutex_unlock(&inst->lock);
         if (ev) {
@@ -601,9 +622,7 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
         evb_log(EVBUS_LOG_WARN, inst->name,
                 "shutdown: %zu undelivered event%s written to %s", left,
                 left == 1 ? "" : "s", evb_deadletter_path(inst->dead));
-    pthread_mutex_lock(&inst->lock);
-    int pending = inst->in_flight;
-    pthread_mutex_unlock(&inst->lock);
+    int pending = atomic_load(&inst->in_flight);
     if (pending)
         evb_log(EVBUS_LOG_ERROR, inst->name,
                 "plugin %s still held %d attempt%s after shutdown(); their "
@@ -625,11 +644,6 @@ void evb_instance_destroy(evb_instance_t **self)
         evb_event_release(att->ev);
         free(att);
     }
-    while (inst->spare) {
-        evb_attempt_t *next = inst->spare->next_spare;
-        free(inst->spare);
-        inst->spare = next;
-    }
     free(inst->ring);
     free(inst->heap);
     evb_options_clear(&inst->options);
@@ -650,6 +664,6 @@ void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out)
     pthread_mutex_lock(&inst->lock);
     out->queued = inst->ring_count;
     out->retrying = inst->heap_count;
-    out->in_flight = (uint64_t)inst->in_flight;
+    out->in_flight = (uint64_t)atomic_load(&inst->in_flight);
     pthread_mutex_unlock(&inst->lock);
 }

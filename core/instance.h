@@ -49,7 +49,6 @@ struct evbus_attempt {
     int64_t due_mono;      /* when the next attempt may start */
     int64_t retry_after;   /* plugin hint for the next attempt, ms */
     int64_t started_us;    /* monotonic start of the current attempt */
-    evb_attempt_t *next_spare; /* in the instance's spare list */
     char reason[1024];     /* the last failure; keep last (see memset) */
 };
 
@@ -71,10 +70,12 @@ struct evbus_instance {
     size_t ring_cap, ring_head, ring_count;
     evb_attempt_t **heap; /* retries, min-heap by due_mono */
     size_t heap_count, heap_cap;
-    evb_attempt_t *spare; /* finished attempts kept for reuse */
-    int n_spare;
-    int in_flight;
-    int held; /* ring + heap + in flight, bounded by queue_size */
+    /* Changed without the lock when an attempt finishes (any thread), so
+     * completions never contend with ingest for it; a worker about to wait
+     * counts itself in `sleepers` first and is woken under the lock. */
+    atomic_int in_flight;
+    atomic_int held; /* ring + heap + in flight, bounded by queue_size */
+    atomic_int sleepers;
     int stopping;         /* 1 = drain, 2 = stop now */
     int64_t deadline_mono;
     int reopen_pending;

@@ -78,6 +78,25 @@ static size_t s_safe_run(const unsigned char *s, size_t n)
 int evb_json_write_string(evb_buf_t *out, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
+    if (n <= 32) {
+        /* short (keys, ids, most values): copy while checking, in one
+         * pass; fall through to the general path at the first escape */
+        if (out->len + n + 3 > out->cap && evb_buf_reserve(out, n + 2) < 0)
+            return -1;
+        char *d = out->data + out->len;
+        size_t i = 0;
+        d[0] = '"';
+        while (i < n && !s_escape[u[i]]) {
+            d[1 + i] = (char)u[i];
+            i++;
+        }
+        if (i == n) {
+            d[1 + n] = '"';
+            d[2 + n] = '\0';
+            out->len += n + 2;
+            return 0;
+        }
+    }
     /* room for the quotes and the text as is; escapes reserve more */
     if (n > SIZE_MAX / 2 || evb_buf_reserve(out, n + 2) < 0)
         return -1;

@@ -10,7 +10,8 @@ static inline uint64_t s_be(const uint8_t *p, int n)
     return v;
 }
 
-int evb_mp_read(const uint8_t **pp, const uint8_t *end, evb_mp_item_t *it)
+int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
+                    evb_mp_item_t *it)
 {
     const uint8_t *p = *pp;
     if (p >= end)

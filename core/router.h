@@ -28,8 +28,9 @@ typedef struct evb_router {
 int evb_router_accept(evb_router_t *r, evb_event_t *ev, evb_reject_t *why);
 
 /* Wake the workers of every instance that got events since the last
- * kick: once per ingest batch. Main thread. */
-void evb_router_kick(evb_router_t *r);
+ * kick: once per ingest batch. Returns the largest number of events any
+ * instance holds. Main thread. */
+int evb_router_kick(evb_router_t *r);
 
 /* SIGHUP for every instance. */
 void evb_router_reopen(evb_router_t *r);

@@ -130,6 +130,38 @@ class LifecycleTest(evbtest.TestCase):
             self.assertGreaterEqual(d["attempts"], 1)
             self.assertEqual(d["instance"], "full")
 
+    def test_a_stuck_instance_delays_neither_acks_nor_another_instance(self):
+        # "stuck" can never write (/dev/full) and holds events for retries
+        # until its queue overflows into the dead-letter file; "fast" must
+        # still get every event, and every publish must be acknowledged
+        b = self.make_broker(instances=lambda b: ",\n".join([
+            '{ name = "stuck"; plugin = "file"; queue_size = 5000; '
+            'retry = { initial_delay = "1s"; max_delay = "1s"; }; '
+            'options = { path = "/dev/full"; }; }',
+            b.file_instance("fast", ["**"]),
+        ]))
+        b.start()
+        d = b.dealer()
+        n = 20000
+        for i in range(n):
+            d.send_multipart([b"task.completed", envelope("task.completed", id="s-%d" % i)])
+        accepted = 0
+        while accepted < n and d.poll(10000):
+            if d.recv_multipart()[0] == b"ACCEPTED":
+                accepted += 1
+        self.assertEqual(accepted, n)
+        wait_for(lambda: len(b.output("fast")) == n, timeout=30,
+                 what="every event in the fast instance's file")
+        self.assertEqual(b.stop(), 0)
+        # nothing the stuck instance could not deliver was lost either
+        dead = b.dead_letters("stuck")
+        self.assertEqual(len(dead), n)
+        reasons = {d_["reason"].split(" (")[0].split(":")[0] for d_ in dead}
+        self.assertIn("queue full", reasons)
+        self.assertLessEqual(reasons, {"queue full", "shutdown",
+                                       "gave up after 10 attempts"})
+        self.assertEqual(len({d_["event"]["id"] for d_ in dead}), n)
+
     def test_sighup_reopens_the_file_after_logrotate_moved_it(self):
         b = self.make_broker().start()
         b.ack_publish([b"task.completed", envelope("task.completed", id="before")])
