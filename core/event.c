@@ -10,7 +10,6 @@
  * validated envelopes are ever unpacked (for JSON rendering). */
 #include "event.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -293,67 +292,62 @@ static void s_fail(s_err_t *e, evb_reject_t why, const char *fmt, ...)
 /* Validate one value (and everything inside it) starting at *pp, whose
  * container nesting starts at `depth` (the envelope map is depth 1).
  * `what` names the value for messages. */
+/* Codes of s_check_item, below EVB_MP_E*. */
+#define SCAN_BAD_UTF8 -10
+#define SCAN_EXT -11
+#define SCAN_NONFINITE -12
+
+/* What every item inside an envelope must be. */
+static int s_check_item(const evb_mp_item_t *it, void *ctx)
+{
+    (void)ctx;
+    switch (it->kind) {
+    case EVB_MP_STR:
+        return s_utf8_ok(it->ptr, it->len) ? 0 : SCAN_BAD_UTF8;
+    case EVB_MP_EXT:
+        return SCAN_EXT;
+    case EVB_MP_FLOAT:
+        return isfinite(it->f) ? 0 : SCAN_NONFINITE;
+    default:
+        return 0;
+    }
+}
+
+/* Validate one value (and everything inside it) starting at *pp, whose
+ * container nesting starts at `depth` (the envelope map is depth 1).
+ * `what` names the value for messages. */
 static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
                         int max_depth, const char *what, s_err_t *e)
 {
-    uint32_t left[MAX_DEPTH_LIMIT + 2]; /* items left per open container */
-    int top = 0;
-    left[0] = 1;
-    while (top >= 0) {
-        if (left[top] == 0) {
-            top--;
-            continue;
-        }
-        left[top]--;
-        evb_mp_item_t it;
-        if (evb_mp_read(pp, end, &it) < 0) {
-            s_fail(e, EVB_REJECT_MALFORMED,
-                   "%s: truncated or invalid msgpack", what);
-            return -1;
-        }
-        switch (it.kind) {
-        case EVB_MP_STR:
-            if (!s_utf8_ok(it.ptr, it.len)) {
-                s_fail(e, EVB_REJECT_BAD_UTF8,
-                       "%s: a string is not valid UTF-8", what);
-                return -1;
-            }
-            break;
-        case EVB_MP_EXT:
-            s_fail(e, EVB_REJECT_BAD_VALUE,
-                   "%s: msgpack ext types are not accepted", what);
-            return -1;
-        case EVB_MP_FLOAT:
-            if (!isfinite(it.f)) {
-                s_fail(e, EVB_REJECT_BAD_VALUE,
-                       "%s: NaN and infinite floats are not accepted", what);
-                return -1;
-            }
-            break;
-        case EVB_MP_ARRAY:
-        case EVB_MP_MAP: {
-            uint64_t items = it.kind == EVB_MP_MAP ? 2ull * it.len : it.len;
-            /* every item takes at least one byte */
-            if (items > (uint64_t)(end - *pp)) {
-                s_fail(e, EVB_REJECT_MALFORMED,
-                       "%s: a container claims %" PRIu64
-                       " items but the message ends first",
-                       what, items);
-                return -1;
-            }
-            if (depth + top + 1 > max_depth) {
-                s_fail(e, EVB_REJECT_TOO_DEEP,
-                       "%s: nested deeper than %d levels", what, max_depth);
-                return -1;
-            }
-            left[++top] = (uint32_t)items;
-            break;
-        }
-        default:
-            break;
-        }
+    switch (evb_mp_walk(pp, end, max_depth - depth, s_check_item, NULL)) {
+    case 0:
+        return 0;
+    case EVB_MP_ECOUNT:
+        s_fail(e, EVB_REJECT_MALFORMED,
+               "%s: a container claims more items than the message holds",
+               what);
+        return -1;
+    case EVB_MP_EDEPTH:
+        s_fail(e, EVB_REJECT_TOO_DEEP, "%s: nested deeper than %d levels",
+               what, max_depth);
+        return -1;
+    case SCAN_BAD_UTF8:
+        s_fail(e, EVB_REJECT_BAD_UTF8, "%s: a string is not valid UTF-8",
+               what);
+        return -1;
+    case SCAN_EXT:
+        s_fail(e, EVB_REJECT_BAD_VALUE,
+               "%s: msgpack ext types are not accepted", what);
+        return -1;
+    case SCAN_NONFINITE:
+        s_fail(e, EVB_REJECT_BAD_VALUE,
+               "%s: NaN and infinite floats are not accepted", what);
+        return -1;
+    default:
+        s_fail(e, EVB_REJECT_MALFORMED, "%s: truncated or invalid msgpack",
+               what);
+        return -1;
     }
-    return 0;
 }
 
 /* ----------------------------------------------------------------- decode */

@@ -138,9 +138,10 @@ payload:
     return 0;
 }
 
-int evb_mp_skip(const uint8_t **pp, const uint8_t *end, int max_depth)
+int evb_mp_walk(const uint8_t **pp, const uint8_t *end, int max_depth,
+                int (*visit)(const evb_mp_item_t *it, void *ctx), void *ctx)
 {
-    uint64_t left[66];
+    uint64_t left[66]; /* items left in each open container */
     int top = 0;
     if (max_depth > 64)
         max_depth = 64;
@@ -153,13 +154,25 @@ int evb_mp_skip(const uint8_t **pp, const uint8_t *end, int max_depth)
         left[top]--;
         evb_mp_item_t it;
         if (evb_mp_read(pp, end, &it) < 0)
-            return -1;
+            return EVB_MP_ETRUNC;
+        if (visit) {
+            int rc = visit(&it, ctx);
+            if (rc)
+                return rc;
+        }
         if (it.kind == EVB_MP_ARRAY || it.kind == EVB_MP_MAP) {
             uint64_t items = it.kind == EVB_MP_MAP ? 2ull * it.len : it.len;
-            if (items > (uint64_t)(end - *pp) || top + 1 > max_depth)
-                return -1;
+            if (items > (uint64_t)(end - *pp)) /* each takes >= 1 byte */
+                return EVB_MP_ECOUNT;
+            if (top + 1 > max_depth)
+                return EVB_MP_EDEPTH;
             left[++top] = items;
         }
     }
     return 0;
+}
+
+int evb_mp_skip(const uint8_t **pp, const uint8_t *end, int max_depth)
+{
+    return evb_mp_walk(pp, end, max_depth, NULL, NULL) == 0 ? 0 : -1;
 }

@@ -14,49 +14,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testlog.h"
 #include "testmain.h"
 
-/* by path: a bare "config.h" finds autoconf's config.h in the build dir */
-#include "../../core/config.h"
+#include "config.h"
 #include "log.h"
 
-static char s_dir[256];   /* the mkdtemp directory */
-static char s_conf[512];  /* s_dir/evbus.conf */
-static int s_logfd = -1;  /* the log, captured into a temp file */
-static char s_log[65536]; /* what the last load logged */
+static char s_conf[512]; /* s_dir/evbus.conf */
 
 /* ---------------------------------------------------------------- helpers */
 
-static int s_rm(const char *path, const struct stat *st, int flag,
-                struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int s_suite_init(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/evb_test_config.XXXXXX");
-    if (!mkdtemp(s_dir))
+    if (testlog_open("evb_test_config") < 0)
         return -1;
     snprintf(s_conf, sizeof s_conf, "%s/evbus.conf", s_dir);
-    char logpath[512];
-    snprintf(logpath, sizeof logpath, "%s/log", s_dir);
-    s_logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (s_logfd < 0)
-        return -1;
-    evb_log_set_fd(s_logfd);
     return 0;
 }
 
 static int s_suite_clean(void)
 {
-    evb_log_set_fd(2);
-    if (s_logfd >= 0)
-        close(s_logfd);
-    nftw(s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    testlog_close();
     return 0;
 }
 
@@ -66,19 +44,6 @@ static void s_write_file(const char *path, const char *text)
     CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
     fputs(text, fp);
     fclose(fp);
-}
-
-static void s_log_reset(void)
-{
-    CU_ASSERT_EQUAL(ftruncate(s_logfd, 0), 0);
-    lseek(s_logfd, 0, SEEK_SET);
-    s_log[0] = '\0';
-}
-
-static void s_log_read(void)
-{
-    ssize_t n = pread(s_logfd, s_log, sizeof s_log - 1, 0);
-    s_log[n > 0 ? n : 0] = '\0';
 }
 
 /* Load `path` with the log captured into s_log. */
@@ -95,31 +60,6 @@ static evb_config_t *s_load(const char *text, int *errors)
 {
     s_write_file(s_conf, text);
     return s_load_path(s_conf, errors);
-}
-
-/* 1 when the captured log holds the formatted text; else prints the log
- * so a failure says what was logged instead. */
-static int s_logged(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int s_logged(const char *fmt, ...)
-{
-    char want[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(want, sizeof want, fmt, ap);
-    va_end(ap);
-    if (strstr(s_log, want))
-        return 1;
-    fprintf(stderr, "\n  wanted in the log: %s\n  the log was:\n%s\n", want,
-            s_log);
-    return 0;
-}
-
-static int s_count_lines(const char *needle)
-{
-    int n = 0;
-    for (const char *p = s_log; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
 }
 
 /* A config with one valid instance, plus `extra` inside the instance. */

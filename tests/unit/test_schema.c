@@ -12,41 +12,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testlog.h"
 #include "testmain.h"
 
-/* by path: a bare "config.h" finds autoconf's config.h in the build dir */
-#include "../../core/config.h"
+#include "config.h"
 #include "log.h"
 #include "schema.h"
 
-static char s_dir[256];
-static int s_logfd = -1;
-static char s_log[65536];
 static config_t s_cfg; /* the last parsed options text */
 static int s_cfg_live;
 
 /* ---------------------------------------------------------------- helpers */
 
-static int s_rm(const char *path, const struct stat *st, int flag,
-                struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int s_suite_init(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/evb_test_schema.XXXXXX");
-    if (!mkdtemp(s_dir))
+    if (testlog_open("evb_test_schema") < 0)
         return -1;
-    char logpath[512];
-    snprintf(logpath, sizeof logpath, "%s/log", s_dir);
-    s_logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (s_logfd < 0)
-        return -1;
-    evb_log_set_fd(s_logfd);
     setenv("EVB_TEST_TOKEN", "tok-123", 1);
     setenv("EVB_TEST_HOST", "hooks.example.com", 1);
     setenv("EVB_TEST_TIMEOUT", "2s", 1);
@@ -60,47 +41,8 @@ static int s_suite_clean(void)
     if (s_cfg_live)
         config_destroy(&s_cfg);
     s_cfg_live = 0;
-    evb_log_set_fd(2);
-    if (s_logfd >= 0)
-        close(s_logfd);
-    nftw(s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    testlog_close();
     return 0;
-}
-
-static void s_log_reset(void)
-{
-    CU_ASSERT_EQUAL(ftruncate(s_logfd, 0), 0);
-    lseek(s_logfd, 0, SEEK_SET);
-    s_log[0] = '\0';
-}
-
-static void s_log_read(void)
-{
-    ssize_t n = pread(s_logfd, s_log, sizeof s_log - 1, 0);
-    s_log[n > 0 ? n : 0] = '\0';
-}
-
-static int s_logged(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int s_logged(const char *fmt, ...)
-{
-    char want[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(want, sizeof want, fmt, ap);
-    va_end(ap);
-    if (strstr(s_log, want))
-        return 1;
-    fprintf(stderr, "\n  wanted in the log: %s\n  the log was:\n%s\n", want,
-            s_log);
-    return 0;
-}
-
-static int s_count_lines(const char *needle)
-{
-    int n = 0;
-    for (const char *p = s_log; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
 }
 
 /* Parse `text` (a libconfig document) and return its `options` setting,
