@@ -107,7 +107,13 @@ int evb_utf8_valid(const char *str, size_t n)
  * keys are a few ASCII bytes. */
 static inline int s_utf8_ok(const uint8_t *s, size_t n)
 {
-    if (n <= 32) {
+    if (n >= 8 && n <= 16) { /* two overlapping words */
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        if (!((a | b) & 0x8080808080808080ull))
+            return 1;
+    } else if (n < 8) {
         uint8_t any = 0;
         for (size_t i = 0; i < n; i++)
             any |= s[i];
@@ -528,8 +534,11 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             goto refuse;
         }
         const char *name = (const char *)key.ptr;
-        int name_ok = key.len >= 1 && key.len <= 20;
-        for (uint32_t k = 0; name_ok && k < key.len; k++)
+        int code = s_classify(key.ptr, key.len);
+        /* a name we know is valid; any other is checked character by
+         * character */
+        int name_ok = code != A_OTHER || (key.len >= 1 && key.len <= 20);
+        for (uint32_t k = 0; code == A_OTHER && name_ok && k < key.len; k++)
             name_ok = (name[k] >= 'a' && name[k] <= 'z') ||
                       (name[k] >= '0' && name[k] <= '9');
         if (!name_ok) {
@@ -558,7 +567,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         s_pending_attr_t *a = &attrs[n_attrs++];
         a->name = key.ptr;
         a->name_len = key.len;
-        a->code = s_classify(key.ptr, key.len);
+        a->code = code;
         a->value = NULL;
         a->value_len = 0;
 

@@ -17,6 +17,9 @@
 #include "mpack.h"
 
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,11 +57,37 @@ static const char s_digits2[] = "00010203040506070809"
 /* Length of the leading run of s[0..n) that needs no escaping. Eight bytes
  * at a time while no byte in the word is < 0x20, '"' or '\\' (exact
  * "has a byte less than / equal to" word tests), then byte by byte. */
+/* Nonzero high bits where a byte of w is < 0x20, '"' or '\\'. */
+static inline uint64_t s_word_hits(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t q = w ^ (ones * '"');
+    uint64_t b = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
+           0x8080808080808080u;
+}
+
 static size_t s_safe_run(const unsigned char *s, size_t n)
 {
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t highs = 0x8080808080808080u;
     size_t i = 0;
+#ifdef __SSE2__
+    /* sixteen bytes at a time: '"', '\\' or anything <= 0x1f stops the run */
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    while (n - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+            _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask)
+            return i + (size_t)__builtin_ctz(mask);
+        i += 16;
+    }
+#endif
     while (n - i >= 8) {
         uint64_t w;
         memcpy(&w, s + i, 8);
@@ -78,19 +107,33 @@ static size_t s_safe_run(const unsigned char *s, size_t n)
 int evb_json_write_string(evb_buf_t *out, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    if (n <= 32) {
-        /* short (keys, ids, most values): copy while checking, in one
-         * pass; fall through to the general path at the first escape */
+    if (n <= 16) {
+        /* short (keys, most values): check and copy as one or two
+         * overlapping words; fall through to the general path at the
+         * first byte that needs an escape */
         if (out->len + n + 3 > out->cap && evb_buf_reserve(out, n + 2) < 0)
             return -1;
         char *d = out->data + out->len;
-        size_t i = 0;
-        d[0] = '"';
-        while (i < n && !s_escape[u[i]]) {
-            d[1 + i] = (char)u[i];
-            i++;
+        int clean = 1;
+        if (n >= 8) {
+            uint64_t a, b;
+            memcpy(&a, u, 8);
+            memcpy(&b, u + n - 8, 8);
+            clean = !(s_word_hits(a) | s_word_hits(b));
+            if (clean) {
+                memcpy(d + 1, &a, 8);
+                memcpy(d + 1 + n - 8, &b, 8);
+            }
+        } else {
+            char bad = 0;
+            for (size_t i = 0; i < n; i++) { /* no early exit: n < 8 */
+                bad |= s_escape[u[i]];
+                d[1 + i] = (char)u[i];
+            }
+            clean = !bad;
         }
-        if (i == n) {
+        if (clean) {
+            d[0] = '"';
             d[1 + n] = '"';
             d[2 + n] = '\0';
             out->len += n + 2;
