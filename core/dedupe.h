@@ -1,0 +1,33 @@
+/* Duplicate suppression: the ids of recently accepted events, so a
+ * publisher that retries an event (same id) within the window gets the
+ * original acceptance and the event is not journaled, nor delivered, twice.
+ *
+ * Bounded twice: entries older than the window are forgotten, and so is the
+ * oldest entry once `max_ids` are held (counted: evb_dedupe_evicted). The
+ * index lives in memory and is rebuilt from the journal at start-up, so it
+ * survives restarts for as long as the journal keeps the events. Main
+ * thread only. */
+#ifndef EVB_DEDUPE_H
+#define EVB_DEDUPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct evb_dedupe evb_dedupe_t;
+
+evb_dedupe_t *evb_dedupe_new(int64_t window_ms, size_t max_ids);
+void evb_dedupe_destroy(evb_dedupe_t **self);
+
+/* The seq an id was accepted with, if it was within the window (as of
+ * now_ms); else 0. */
+uint64_t evb_dedupe_find(evb_dedupe_t *d, const char *id, size_t len,
+                         int64_t now_ms);
+/* Remember an accepted id. Ids must be added in acceptance order (their
+ * accepted_ms never decreasing), as the journal holds them. 0 or -1. */
+int evb_dedupe_add(evb_dedupe_t *d, const char *id, size_t len, uint64_t seq,
+                   int64_t accepted_ms);
+
+size_t evb_dedupe_count(const evb_dedupe_t *d);
+uint64_t evb_dedupe_evicted(const evb_dedupe_t *d); /* by max_ids */
+
+#endif
