@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "control.h"
 #include "log.h"
 #include "stats.h"
 
@@ -30,6 +31,18 @@ typedef struct {
     int count;
 } s_egress_sub_t;
 
+/* Replies to acknowledged publishers wait here, in the order the requests
+ * came, until the journal is durable past their event (seq 0: a refusal,
+ * ready at once, but still sent in order). */
+typedef struct s_reply {
+    zmq_msg_t identity;
+    int delimited;
+    uint64_t seq;
+    char *id;
+    char *code; /* NULL: ACCEPTED */
+    char *text;
+} s_reply_t;
+
 struct evb_bus {
     const evb_config_t *cfg;
     evb_router_t *router;
@@ -37,8 +50,11 @@ struct evb_bus {
     void *sub;    /* ingress.pub */
     void *router_sock; /* ingress.ack */
     void *xpub;   /* egress.pub */
+    void *control; /* control.endpoint (evbusctl) */
     int64_t clock_ms;     /* see s_accept_time */
     int clock_uses;
+    s_reply_t *replies; /* ack replies waiting for durability (ring) */
+    size_t reply_head, n_replies, cap_replies;
     s_egress_sub_t *subs; /* egress subscriptions, to skip events */
     size_t n_subs;        /* no one subscribed to */
     evb_ratelimit_t rl_reject;
@@ -136,19 +152,39 @@ evb_bus_t *evb_bus_new(const evb_config_t *cfg, evb_router_t *router)
     if (cfg->egress_pub && *cfg->egress_pub &&
         !(bus->xpub = s_open(bus, ZMQ_XPUB, cfg->egress_pub, "egress.pub")))
         goto fail;
+    if (cfg->control_endpoint && *cfg->control_endpoint &&
+        !(bus->control = s_open(bus, ZMQ_REP, cfg->control_endpoint,
+                                "control.endpoint")))
+        goto fail;
     return bus;
 fail:
     evb_bus_destroy(&bus);
     return NULL;
 }
 
+static size_t s_replies_flush(evb_bus_t *bus);
+static void s_reply_free(s_reply_t *r);
+
 void evb_bus_stop_ingress(evb_bus_t *bus)
 {
     if (bus->sub)
         zmq_close(bus->sub);
+    bus->sub = NULL;
+    /* what was accepted is written and synced, and its publishers get
+     * their replies, before the ROUTER closes (its linger sends them) */
+    evb_router_kick(bus->router);
+    if (bus->router->journal && bus->n_replies) {
+        evb_journal_sync(bus->router->journal);
+        s_replies_flush(bus);
+    }
     if (bus->router_sock)
         zmq_close(bus->router_sock);
-    bus->sub = bus->router_sock = NULL;
+    bus->router_sock = NULL;
+    while (bus->n_replies) { /* left only if the journal failed */
+        s_reply_free(&bus->replies[bus->reply_head]);
+        bus->reply_head = (bus->reply_head + 1) % bus->cap_replies;
+        bus->n_replies--;
+    }
 }
 
 void evb_bus_destroy(evb_bus_t **self)
@@ -159,11 +195,14 @@ void evb_bus_destroy(evb_bus_t **self)
     evb_bus_stop_ingress(bus);
     if (bus->xpub)
         zmq_close(bus->xpub);
+    if (bus->control)
+        zmq_close(bus->control);
     if (bus->ctx)
         zmq_ctx_term(bus->ctx);
     for (size_t i = 0; i < bus->n_subs; i++)
         free(bus->subs[i].prefix);
     free(bus->subs);
+    free(bus->replies);
     free(bus);
     *self = NULL;
 }
@@ -327,28 +366,37 @@ static int64_t s_accept_time(evb_bus_t *bus)
     return bus->clock_ms;
 }
 
-static evb_event_t *s_accept(evb_bus_t *bus, evb_ingress_t in,
-                             zmq_msg_t *type, zmq_msg_t *env,
-                             evb_reject_t *why, char *detail, size_t dsize)
+/* Decode and accept. Returns EVB_ACCEPTED with *out the event (the
+ * caller's), EVB_DUPLICATE with *orig_seq, or EVB_REFUSED with *why and
+ * detail filled (counted and logged here). */
+static int s_accept(evb_bus_t *bus, evb_ingress_t in, zmq_msg_t *type,
+                    zmq_msg_t *env, evb_event_t **out, uint64_t *orig_seq,
+                    evb_reject_t *why, char *detail, size_t dsize)
 {
+    *out = NULL;
     evb_event_t *ev = evb_event_decode(
         zmq_msg_data(type), zmq_msg_size(type), zmq_msg_data(env),
         zmq_msg_size(env), &bus->cfg->limits, s_accept_time(bus), why, detail,
         dsize);
-    if (ev && evb_router_accept(bus->router, ev, why) < 0) {
-        snprintf(detail, dsize, "the broker cannot accept events right now");
+    int rc = ev ? evb_router_accept(bus->router, ev, orig_seq, why, detail,
+                                    dsize)
+                : EVB_REFUSED;
+    if (rc == EVB_REFUSED) {
         evb_event_release(ev);
-        ev = NULL;
-    }
-    if (!ev) {
         evb_count(&evb_stats.rejected[in][*why]);
         evb_log_limited(&bus->rl_reject, EVBUS_LOG_WARN, NULL,
                         "ingress %s: rejected an event: %s: %s",
                         evb_ingress_name(in), evb_reject_code(*why), detail);
-        return NULL;
+        return rc;
+    }
+    if (rc == EVB_DUPLICATE) {
+        evb_count(&evb_stats.duplicates[in]);
+        evb_event_release(ev);
+        return rc;
     }
     evb_count(&evb_stats.accepted[in]);
-    return ev;
+    *out = ev;
+    return rc;
 }
 
 static void s_refuse_frames(evb_bus_t *bus, evb_ingress_t in, int got,
@@ -376,10 +424,10 @@ static void s_serve_sub(evb_bus_t *bus)
             s_refuse_frames(bus, EVB_INGRESS_PUB, m.total, &why, detail,
                             sizeof detail);
         } else {
-            evb_event_t *ev = s_accept(bus, EVB_INGRESS_PUB, &m.parts[0],
-                                       &m.parts[1], &why, detail,
-                                       sizeof detail);
-            if (ev) {
+            evb_event_t *ev;
+            uint64_t orig;
+            if (s_accept(bus, EVB_INGRESS_PUB, &m.parts[0], &m.parts[1], &ev,
+                         &orig, &why, detail, sizeof detail) == EVB_ACCEPTED) {
                 s_egress(bus, ev);
                 evb_event_release(ev);
             }
@@ -388,30 +436,108 @@ static void s_serve_sub(evb_bus_t *bus)
     }
 }
 
+/* ------------------------------------------------------ ack replies */
+
+
+static void s_reply_queue(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
+                          uint64_t seq, const char *id, const char *code,
+                          const char *text)
+{
+    if (bus->n_replies == bus->cap_replies) {
+        size_t cap = bus->cap_replies ? bus->cap_replies * 2 : 256;
+        s_reply_t *q = malloc(cap * sizeof *q);
+        if (!q) {
+            evb_count(&evb_stats.ack_replies_lost);
+            evb_error("out of memory queueing an ack reply for %s", id);
+            return;
+        }
+        for (size_t i = 0; i < bus->n_replies; i++)
+            q[i] = bus->replies[(bus->reply_head + i) % bus->cap_replies];
+        free(bus->replies);
+        bus->replies = q;
+        bus->cap_replies = cap;
+        bus->reply_head = 0;
+    }
+    s_reply_t *r =
+        &bus->replies[(bus->reply_head + bus->n_replies) % bus->cap_replies];
+    zmq_msg_init(&r->identity);
+    zmq_msg_move(&r->identity, identity);
+    r->delimited = delimited;
+    r->seq = seq;
+    r->id = strdup(id ? id : "");
+    r->code = code ? strdup(code) : NULL;
+    r->text = text ? strdup(text) : NULL;
+    bus->n_replies++;
+}
+
 /* Send one reply: [identity]([""])[status][id]([code][text]). */
-static void s_reply(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
-                    const char *status, const char *id, const char *code,
-                    const char *text)
+static void s_reply_send(evb_bus_t *bus, s_reply_t *r)
 {
     void *s = bus->router_sock;
-    const char *parts[4] = {status, id ? id : "", code, text};
-    int nparts = code ? 4 : 2;
-    if (zmq_send(s, zmq_msg_data(identity), zmq_msg_size(identity),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    const char *status = r->code ? "REJECTED" : "ACCEPTED";
+    const char *parts[4] = {status, r->id ? r->id : "", r->code, r->text};
+    int nparts = r->code ? 4 : 2;
+    if (!s || zmq_send(s, zmq_msg_data(&r->identity),
+                       zmq_msg_size(&r->identity),
+                       ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         evb_count(&evb_stats.ack_replies_lost);
         evb_log_limited(&bus->rl_reply, EVBUS_LOG_WARN, NULL,
                         "ingress ack: could not reply %s for event %s: %s",
-                        status, id && *id ? id : "(no id)",
-                        errno == EHOSTUNREACH
+                        status, r->id && *r->id ? r->id : "(no id)",
+                        !s ? "the socket is closed"
+                        : errno == EHOSTUNREACH
                             ? "the publisher has disconnected"
                             : zmq_strerror(errno));
         return;
     }
-    if (delimited)
+    if (r->delimited)
         zmq_send(s, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     for (int i = 0; i < nparts; i++)
         zmq_send(s, parts[i], strlen(parts[i]),
                  (i + 1 < nparts ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+}
+
+static void s_reply_free(s_reply_t *r)
+{
+    zmq_msg_close(&r->identity);
+    free(r->id);
+    free(r->code);
+    free(r->text);
+}
+
+/* Send every reply whose event is durable, in order; when the journal has
+ * failed, refuse the ones that are not (never acknowledge an event that is
+ * not on disk). Returns how many still wait. */
+static size_t s_replies_flush(evb_bus_t *bus)
+{
+    uint64_t durable = evb_router_durable(bus->router);
+    char why[256] = "";
+    int healthy = -1; /* not asked yet */
+    while (bus->n_replies) {
+        s_reply_t *r = &bus->replies[bus->reply_head];
+        if (r->seq > durable) {
+            if (healthy < 0)
+                healthy = evb_router_healthy(bus->router, why, sizeof why);
+            if (healthy)
+                break;
+            char text[400];
+            snprintf(text, sizeof text,
+                     "the journal failed before this event was on disk (%s); "
+                     "nothing is accepted until it is repaired",
+                     why);
+            free(r->code);
+            free(r->text);
+            r->code = strdup(evb_reject_code(EVB_REJECT_UNAVAILABLE));
+            r->text = strdup(text);
+            evb_count(&evb_stats.rejected[EVB_INGRESS_ACK]
+                                         [EVB_REJECT_UNAVAILABLE]);
+        }
+        s_reply_send(bus, r);
+        s_reply_free(r);
+        bus->reply_head = (bus->reply_head + 1) % bus->cap_replies;
+        bus->n_replies--;
+    }
+    return bus->n_replies;
 }
 
 static void s_serve_router(evb_bus_t *bus)
@@ -430,26 +556,31 @@ static void s_serve_router(evb_bus_t *bus)
         if (payload != 2) {
             s_refuse_frames(bus, EVB_INGRESS_ACK, payload, &why, detail,
                             sizeof detail);
-            s_reply(bus, &m.parts[0], delimited, "REJECTED", "",
-                    evb_reject_code(why), detail);
+            s_reply_queue(bus, &m.parts[0], delimited, 0, "",
+                          evb_reject_code(why), detail);
             s_close(&m);
             continue;
         }
         zmq_msg_t *type = &m.parts[first], *env = &m.parts[first + 1];
-        evb_event_t *ev =
-            s_accept(bus, EVB_INGRESS_ACK, type, env, &why, detail,
-                     sizeof detail);
-        if (ev) {
-            s_reply(bus, &m.parts[0], delimited, "ACCEPTED", ev->id, NULL,
-                    NULL);
+        evb_event_t *ev;
+        uint64_t orig = 0;
+        int rc = s_accept(bus, EVB_INGRESS_ACK, type, env, &ev, &orig, &why,
+                          detail, sizeof detail);
+        if (rc == EVB_ACCEPTED) {
+            s_reply_queue(bus, &m.parts[0], delimited, ev->seq, ev->id, NULL,
+                          NULL);
             s_egress(bus, ev);
             evb_event_release(ev);
         } else {
             char id[EVB_ID_MAX + 1];
             if (evb_envelope_id(zmq_msg_data(env), zmq_msg_size(env), id) < 0)
                 id[0] = '\0';
-            s_reply(bus, &m.parts[0], delimited, "REJECTED", id,
-                    evb_reject_code(why), detail);
+            if (rc == EVB_DUPLICATE) /* the original acceptance */
+                s_reply_queue(bus, &m.parts[0], delimited, orig, id, NULL,
+                              NULL);
+            else
+                s_reply_queue(bus, &m.parts[0], delimited, 0, id,
+                              evb_reject_code(why), detail);
         }
         s_close(&m);
     }
@@ -457,11 +588,58 @@ static void s_serve_router(evb_bus_t *bus)
 
 /* ------------------------------------------------------------ main loop */
 
+/* One evbusctl request: string frames in, ["OK"|"ERROR"][JSON] out. */
+static void s_serve_control(evb_bus_t *bus)
+{
+    s_message_t m;
+    if (s_recv(bus->control, &m) < 0)
+        return;
+    char *argv[MAX_FRAMES];
+    int argc = 0;
+    for (int i = 0; i < m.n; i++) {
+        size_t n = zmq_msg_size(&m.parts[i]);
+        argv[argc] = malloc(n + 1);
+        if (!argv[argc])
+            break;
+        memcpy(argv[argc], zmq_msg_data(&m.parts[i]), n);
+        argv[argc++][n] = '\0';
+    }
+    s_close(&m);
+    int ok = 0;
+    char *reply = evb_control_handle(bus->router, bus->cfg, argc, argv, &ok);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    const char *status = ok ? "OK" : "ERROR";
+    zmq_send(bus->control, status, strlen(status), ZMQ_SNDMORE);
+    zmq_send(bus->control, reply ? reply : "{}", reply ? strlen(reply) : 2,
+             0);
+    free(reply);
+}
+
+/* After a batch: write the journal, wake the workers, send the replies
+ * that are durable and ask the group commit for the rest. */
+static void s_end_batch(evb_bus_t *bus)
+{
+    /* once per batch, not per event */
+    if (evb_router_kick(bus->router) > YIELD_BACKLOG)
+        /* A worker is behind. On a machine short of CPU, give it the
+         * rest of this time slice: ingest keeps reading (nothing
+         * waits for the worker), but a backlog that keeps growing
+         * costs every event more (cold caches, fresh pages). When a
+         * core is free, sched_yield returns at once. */
+        sched_yield();
+    size_t waiting = bus->n_replies ? s_replies_flush(bus) : 0;
+    if (bus->router->commit)
+        evb_commit_wanted(bus->router->commit, (int)waiting);
+}
+
 int evb_bus_run(evb_bus_t *bus, int signal_fd)
 {
+    evb_commit_t *commit = bus->router->commit;
     for (;;) {
-        zmq_pollitem_t items[4];
-        int n = 0, i_sig, i_sub = -1, i_router = -1, i_xpub = -1;
+        zmq_pollitem_t items[6];
+        int n = 0, i_sig, i_sub = -1, i_router = -1, i_xpub = -1,
+            i_commit = -1, i_control = -1;
         items[i_sig = n++] = (zmq_pollitem_t){NULL, signal_fd, ZMQ_POLLIN, 0};
         if (bus->sub)
             items[i_sub = n++] = (zmq_pollitem_t){bus->sub, 0, ZMQ_POLLIN, 0};
@@ -471,7 +649,14 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
         if (bus->xpub)
             items[i_xpub = n++] =
                 (zmq_pollitem_t){bus->xpub, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(items, n, -1);
+        if (commit)
+            items[i_commit = n++] = (zmq_pollitem_t){
+                NULL, evb_commit_fd(commit), ZMQ_POLLIN, 0};
+        if (bus->control)
+            items[i_control = n++] =
+                (zmq_pollitem_t){bus->control, 0, ZMQ_POLLIN, 0};
+        /* wake at least every 250 ms for housekeeping (retention, repair) */
+        int rc = zmq_poll(items, n, 250);
         bus->clock_uses = 0; /* a fresh reading after every wait */
         if (rc < 0 && errno != EINTR) {
             evb_error("poll failed: %s", zmq_strerror(errno));
@@ -489,19 +674,17 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
                 }
             }
         }
+        if (i_commit >= 0 && (items[i_commit].revents & ZMQ_POLLIN))
+            evb_commit_ack_notify(commit);
         if (i_sub >= 0 && (items[i_sub].revents & ZMQ_POLLIN))
             s_serve_sub(bus);
         if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN))
             s_serve_router(bus);
-        /* once per batch, not per event */
-        if (evb_router_kick(bus->router) > YIELD_BACKLOG)
-            /* A worker is behind. On a machine short of CPU, give it the
-             * rest of this time slice: ingest keeps reading (nothing
-             * waits for the worker), but a backlog that keeps growing
-             * costs every event more (cold caches, fresh pages). When a
-             * core is free, sched_yield returns at once. */
-            sched_yield();
+        s_end_batch(bus);
         if (i_xpub >= 0 && (items[i_xpub].revents & ZMQ_POLLIN))
             s_drain_subscriptions(bus);
+        if (i_control >= 0 && (items[i_control].revents & ZMQ_POLLIN))
+            s_serve_control(bus);
+        evb_router_housekeeping(bus->router);
     }
 }

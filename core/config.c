@@ -538,7 +538,13 @@ static int s_endpoint(const config_setting_t *g, const char *name, char **out)
 
 static const char *const s_root_keys[] = {
     "log_level", "plugin_dir", "dead_letter_dir", "shutdown_timeout",
-    "ingress",   "egress",     "instances",       NULL};
+    "ingress",   "egress",     "instances",       "journal",
+    "control",   NULL};
+static const char *const s_journal_keys[] = {
+    "dir",      "segment_size", "commit_interval", "commit_batch",
+    "sync_interval", "max_size", "max_age", "dedupe_window",
+    "dedupe_max_ids", NULL};
+static const char *const s_control_keys[] = {"endpoint", NULL};
 static const char *const s_ingress_keys[] = {
     "pub",       "ack",          "rcvhwm", "ack_sndhwm", "max_message_size",
     "max_depth", "max_attr_len", NULL};
@@ -546,7 +552,7 @@ static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
                                             NULL};
 static const char *const s_instance_keys[] = {
     "name",    "plugin",        "topics", "filter",  "queue_size",
-    "workers", "max_in_flight", "retry",  "options", NULL};
+    "workers", "max_in_flight", "retry",  "options", "ordering", NULL};
 static const char *const s_retry_keys[] = {"max_attempts", "initial_delay",
                                            "max_delay", "max_age", NULL};
 
@@ -593,6 +599,40 @@ static void s_load_egress(evb_config_t *cfg, const config_setting_t *root)
         }
     }
     free(mode);
+}
+
+static void s_load_journal(evb_config_t *cfg, const config_setting_t *root)
+{
+    config_setting_t *g = NULL;
+    if (s_group(root, "journal", &g) <= 0)
+        return;
+    s_check_keys(g, s_journal_keys);
+    s_string(g, "dir", &cfg->journal_dir, 0); /* cannot be turned off */
+    s_size(g, "segment_size", 4096, (int64_t)1 << 30,
+           &cfg->journal_segment_size);
+    int64_t v;
+    if (s_duration(g, "commit_interval", &v) > 0) {
+        if (v > 1000)
+            s_err(config_setting_get_member(g, "commit_interval"),
+                  "expected at most 1s: acknowledgements wait this long");
+        else
+            cfg->journal_commit_interval_ms = v;
+    }
+    s_int(g, "commit_batch", 1, 1000000, &cfg->journal_commit_batch);
+    s_duration(g, "sync_interval", &cfg->journal_sync_interval_ms);
+    s_size(g, "max_size", 0, INT64_MAX, &cfg->journal_max_size);
+    s_duration(g, "max_age", &cfg->journal_max_age_ms);
+    s_duration(g, "dedupe_window", &cfg->dedupe_window_ms);
+    s_int(g, "dedupe_max_ids", 1, 100000000, &cfg->dedupe_max_ids);
+}
+
+static void s_load_control(evb_config_t *cfg, const config_setting_t *root)
+{
+    config_setting_t *g = NULL;
+    if (s_group(root, "control", &g) <= 0)
+        return;
+    s_check_keys(g, s_control_keys);
+    s_endpoint(g, "endpoint", &cfg->control_endpoint);
 }
 
 static int s_name_ok(const char *s)
@@ -776,6 +816,7 @@ static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
     ic->queue_size = 10000;
     ic->workers = 1;
     ic->max_in_flight = 0;
+    ic->ordered = 1;
     ic->retry = retry;
     if (!config_setting_is_group(g)) {
         s_err(g,
@@ -828,6 +869,17 @@ static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
     s_int(g, "queue_size", 1, 10000000, &ic->queue_size);
     s_int(g, "workers", 1, 64, &ic->workers);
     s_int(g, "max_in_flight", 0, 100000, &ic->max_in_flight);
+    char *ordering = NULL;
+    if (s_string(g, "ordering", &ordering, 0) > 0) {
+        if (strcmp(ordering, "accepted") == 0 || strcmp(ordering, "none") == 0) {
+            ic->ordered = strcmp(ordering, "accepted") == 0;
+        } else {
+            s_quote(ordering, got, sizeof got);
+            s_err(config_setting_get_member(g, "ordering"),
+                  "expected \"accepted\" or \"none\", got %s", got);
+        }
+    }
+    free(ordering);
     s_load_retry(ic, g);
     config_setting_t *opts = NULL;
     if (s_group(g, "options", &opts) > 0)
@@ -886,6 +938,8 @@ static void s_load_root(evb_config_t *cfg)
     s_duration(root, "shutdown_timeout", &cfg->shutdown_timeout_ms);
     s_load_ingress(cfg, root);
     s_load_egress(cfg, root);
+    s_load_journal(cfg, root);
+    s_load_control(cfg, root);
     s_load_instances(cfg, root);
 }
 
@@ -1037,9 +1091,18 @@ static evb_config_t *s_load_file(const char *path, int *errors, int keep)
     cfg->ack_sndhwm = 100000;
     cfg->limits = limits;
     cfg->dead_letter_dir = strdup("var/evbus/dead-letters");
+    cfg->journal_dir = strdup("var/evbus/journal");
+    cfg->journal_segment_size = 64 << 20;
+    cfg->journal_commit_interval_ms = 1;
+    cfg->journal_commit_batch = 512;
+    cfg->journal_sync_interval_ms = 1000;
+    cfg->dedupe_window_ms = 24 * 3600 * 1000;
+    cfg->dedupe_max_ids = 1000000;
+    cfg->control_endpoint = strdup("tcp://127.0.0.1:7703");
     cfg->shutdown_timeout_ms = 10000;
     if (!cfg->path || !cfg->ingress_pub || !cfg->ingress_ack ||
-        !cfg->egress_pub || !cfg->dead_letter_dir) {
+        !cfg->egress_pub || !cfg->dead_letter_dir || !cfg->journal_dir ||
+        !cfg->control_endpoint) {
         evb_config_report(path, 0, NULL, "out of memory");
         goto done;
     }
@@ -1157,6 +1220,8 @@ void evb_config_destroy(evb_config_t **self)
     free(cfg->ingress_ack);
     free(cfg->egress_pub);
     free(cfg->dead_letter_dir);
+    free(cfg->journal_dir);
+    free(cfg->control_endpoint);
     config_destroy(&cfg->cfg);
     for (size_t i = 0; i < sc->n_files; i++)
         free(sc->files[i]);

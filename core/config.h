@@ -24,6 +24,7 @@ typedef struct evb_instance_conf {
     int queue_size;  /* bounded queue, events (default 10000) */
     int workers;     /* worker threads (default 1) */
     int max_in_flight; /* 0 = plugin's default */
+    int ordered;       /* ordering: 1 "accepted" (default), 0 "none" */
     evb_retry_policy_t retry;
     config_setting_t *options; /* the `options` group or NULL; owned by cfg */
 } evb_instance_conf_t;
@@ -44,6 +45,19 @@ typedef struct evb_config {
     int ack_sndhwm;         /* replies queued per acked publisher */
     evb_limits_t limits;
     char *dead_letter_dir;
+    /* the durable journal (docs/durability.md) */
+    char *journal_dir;
+    int64_t journal_segment_size;       /* bytes */
+    int64_t journal_commit_interval_ms; /* an ack may wait this long for
+                                           others to share its sync */
+    int journal_commit_batch;           /* ...or until this many wait */
+    int64_t journal_sync_interval_ms;   /* fire-and-forget synced at least
+                                           this often (0 = with acks only) */
+    int64_t journal_max_size;           /* 0 = no limit */
+    int64_t journal_max_age_ms;         /* 0 = no limit */
+    int64_t dedupe_window_ms;           /* 0 = no duplicate suppression */
+    int dedupe_max_ids;
+    char *control_endpoint;             /* REP socket for evbusctl, "" off */
     int64_t shutdown_timeout_ms;
     evb_instance_conf_t *instances;
     size_t n_instances;

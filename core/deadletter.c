@@ -105,9 +105,13 @@ int evb_deadletter_write(evb_deadletter_t *dl, const evb_event_t *ev,
     rc |= evb_json_write_string(&line, dl->plugin, strlen(dl->plugin));
     rc |= evb_buf_puts(&line, ",\"reason\":");
     rc |= evb_json_write_string(&line, reason, strlen(reason));
-    rc |= evb_buf_printf(&line, ",\"attempts\":%d,\"event\":", attempts);
+    rc |= evb_buf_printf(&line, ",\"attempts\":%d,\"seq\":%llu,\"event\":",
+                         attempts, (unsigned long long)ev->seq);
     rc |= json ? evb_buf_puts(&line, json) : -1;
-    rc |= evb_buf_puts(&line, "}\n");
+    /* the envelope as stored, so a replay is byte for byte the event */
+    rc |= evb_buf_puts(&line, ",\"envelope\":\"");
+    rc |= evb_base64_encode(&line, ev->msgpack, ev->msgpack_len);
+    rc |= evb_buf_puts(&line, "\"}\n");
     if (rc) {
         evb_buf_free(&line);
         evb_log(EVBUS_LOG_ERROR, dl->instance,
@@ -153,4 +157,96 @@ int evb_deadletter_write(evb_deadletter_t *dl, const evb_event_t *ev,
         return -1;
     }
     return 0;
+}
+
+/* Read the whole file into memory (the lock held). NULL with *len 0 when
+ * there is none. */
+static char *s_slurp(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    evb_buf_t b = EVB_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (evb_buf_append(&b, chunk, n) < 0)
+            break;
+    fclose(f);
+    return evb_buf_steal(&b, len);
+}
+
+int evb_deadletter_each(evb_deadletter_t *dl, evb_deadletter_fn fn,
+                        void *ctx)
+{
+    pthread_mutex_lock(&dl->lock);
+    size_t len;
+    char *text = s_slurp(dl->path, &len);
+    pthread_mutex_unlock(&dl->lock);
+    int count = 0;
+    for (char *p = text; p && p < text + len;) {
+        char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
+        if (n) {
+            count++;
+            if (fn(p, n, ctx) < 0)
+                break;
+        }
+        p += n + 1;
+    }
+    free(text);
+    return count;
+}
+
+int evb_deadletter_take(evb_deadletter_t *dl, evb_deadletter_fn fn,
+                        void *ctx)
+{
+    pthread_mutex_lock(&dl->lock);
+    size_t len;
+    char *text = s_slurp(dl->path, &len);
+    evb_buf_t keep = EVB_BUF_INIT;
+    int taken = 0, failed = 0;
+    for (char *p = text; p && p < text + len;) {
+        char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
+        if (n) {
+            int r = failed ? 0 : fn(p, n, ctx);
+            if (r < 0)
+                failed = 1; /* keep this line and every later one */
+            if (r > 0)
+                taken++;
+            else if (evb_buf_append(&keep, p, n) < 0 ||
+                     evb_buf_putc(&keep, '\n') < 0)
+                failed = 1;
+        }
+        p += n + 1;
+    }
+    free(text);
+    int rc = taken;
+    if (taken) {
+        /* rewrite with what is kept: a temporary, synced, renamed over */
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", dl->path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        ssize_t w = fd >= 0 && keep.len ? write(fd, keep.data, keep.len) : 0;
+        if (fd < 0 || w != (ssize_t)keep.len || fdatasync(fd) < 0 ||
+            rename(tmp, dl->path) < 0) {
+            evb_log(EVBUS_LOG_ERROR, dl->instance,
+                    "cannot rewrite %s after taking %d dead letters: %s "
+                    "(they may be listed, and replayed, again)",
+                    dl->path, taken, strerror(errno));
+            unlink(tmp);
+            rc = -1;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (dl->fd >= 0) { /* appends go to the new file from now on */
+            close(dl->fd);
+            dl->fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&dl->lock);
+    evb_buf_free(&keep);
+    return rc;
 }

@@ -13,6 +13,9 @@
 #include <zmq.h>
 
 #include "bus.h"
+#include "commit.h"
+#include "dedupe.h"
+#include "journal.h"
 #include "clock.h"
 #include "config.h"
 #include "instance.h"
@@ -119,8 +122,8 @@ static int s_prepare(const evb_config_t *cfg, s_state_t *st)
             }
             st->plugins[st->n_plugins++] = pl;
         }
-        evb_instance_t *inst =
-            evb_instance_new(ic, pl, ic->file, cfg->dead_letter_dir);
+        evb_instance_t *inst = evb_instance_new(
+            ic, pl, ic->file, cfg->dead_letter_dir, NULL, NULL);
         if (!inst) {
             failed = 1;
             continue;
@@ -194,6 +197,63 @@ static void s_log_totals(const s_state_t *st)
                 (unsigned long long)s.dead_lettered,
                 (unsigned long long)s.overflow);
     }
+}
+
+/* Open the journal and say what recovery found. */
+static evb_journal_t *s_open_journal(const evb_config_t *cfg)
+{
+    evb_journal_config_t jc = {cfg->journal_dir, cfg->journal_segment_size};
+    evb_journal_recovery_t rec;
+    char err[512];
+    evb_journal_t *j = evb_journal_open(&jc, &rec, err, sizeof err);
+    if (!j) {
+        evb_error("journal %s: %s", cfg->journal_dir, err);
+        return NULL;
+    }
+    if (rec.truncated_bytes || rec.skipped_bytes || rec.bad_segments)
+        evb_warn("journal %s: recovered: %llu byte%s of a torn or corrupt "
+                 "tail cut off, %llu corrupt byte%s skipped in %llu "
+                 "segment%s: %s",
+                 cfg->journal_dir, (unsigned long long)rec.truncated_bytes,
+                 rec.truncated_bytes == 1 ? "" : "s",
+                 (unsigned long long)rec.skipped_bytes,
+                 rec.skipped_bytes == 1 ? "" : "s",
+                 (unsigned long long)rec.bad_segments,
+                 rec.bad_segments == 1 ? "" : "s", rec.detail);
+    evb_info("journal %s: %llu record%s in %llu segment%s (seq %llu..%llu)",
+             cfg->journal_dir, (unsigned long long)rec.records,
+             rec.records == 1 ? "" : "s", (unsigned long long)rec.segments,
+             rec.segments == 1 ? "" : "s", (unsigned long long)rec.first_seq,
+             (unsigned long long)rec.last_seq);
+    return j;
+}
+
+/* The ids accepted within the dedupe window, read back from the journal. */
+static evb_dedupe_t *s_rebuild_dedupe(const evb_config_t *cfg,
+                                      evb_journal_t *j)
+{
+    evb_dedupe_t *d =
+        evb_dedupe_new(cfg->dedupe_window_ms, (size_t)cfg->dedupe_max_ids);
+    if (!d) {
+        evb_error("out of memory for the duplicate index");
+        return NULL;
+    }
+    int64_t since = evb_now_ms() - cfg->dedupe_window_ms;
+    evb_journal_reader_t *r =
+        evb_journal_reader_new(j, evb_journal_first_seq(j));
+    evb_record_t rec;
+    char id[EVB_ID_MAX + 1];
+    while (r && evb_journal_read(r, UINT64_MAX, &rec, NULL) == 1) {
+        if (rec.kind == EVB_REC_EVENT && rec.accepted_ms >= since &&
+            evb_envelope_id(rec.data, rec.data_len, id) == 0)
+            evb_dedupe_add(d, id, strlen(id), rec.seq, rec.accepted_ms);
+    }
+    evb_journal_reader_destroy(&r);
+    if (evb_dedupe_count(d))
+        evb_info("duplicate index: %zu ids accepted in the last %lld s",
+                 evb_dedupe_count(d),
+                 (long long)(cfg->dedupe_window_ms / 1000));
+    return d;
 }
 
 int main(int argc, char **argv)
@@ -275,17 +335,52 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    evb_router_t router = {st.instances, st.n_instances, 0};
+    /* the journal: recovered, then every instance resumes from its
+     * cursor over it, and recent ids are known again */
+    evb_router_t router = {0};
+    router.instances = st.instances;
+    router.n_instances = st.n_instances;
+    router.max_bytes = cfg->journal_max_size;
+    router.max_age_ms = cfg->journal_max_age_ms;
+    router.healthy = 1;
+    router.journal = s_open_journal(cfg);
+    if (!router.journal) {
+        rc = 1;
+        goto out;
+    }
+    char cursors[4096];
+    snprintf(cursors, sizeof cursors, "%s/cursors", cfg->journal_dir);
+    for (size_t i = 0; i < st.n_instances; i++) {
+        if (evb_instance_attach(st.instances[i], router.journal, cursors) <
+            0) {
+            rc = 1;
+            goto out_journal;
+        }
+    }
+    if (cfg->dedupe_window_ms > 0 &&
+        !(router.dedupe = s_rebuild_dedupe(cfg, router.journal))) {
+        rc = 1;
+        goto out_journal;
+    }
+    router.commit = evb_commit_start(
+        router.journal, cfg->journal_commit_interval_ms,
+        cfg->journal_commit_batch, cfg->journal_sync_interval_ms);
+    if (!router.commit) {
+        evb_error("cannot start the journal's sync thread: %s",
+                  strerror(errno));
+        rc = 1;
+        goto out_journal;
+    }
     evb_bus_t *bus = evb_bus_new(cfg, &router);
     if (!bus) {
         rc = 1;
-        goto out;
+        goto out_journal;
     }
     for (size_t i = 0; i < st.n_instances; i++) {
         if (evb_instance_start(st.instances[i]) < 0) {
             rc = 1;
             evb_bus_destroy(&bus);
-            goto out;
+            goto out_journal;
         }
     }
     evb_info("evbusd %s ready: ingress.pub %s, ingress.ack %s, egress.pub "
@@ -307,7 +402,15 @@ int main(int argc, char **argv)
         evb_instance_stop(st.instances[i], deadline);
     s_log_totals(&st);
     evb_bus_destroy(&bus);
-    evb_info("stopped");
+
+out_journal:
+    /* instances hold journal readers: they go first */
+    s_release(&st);
+    evb_commit_stop(&router.commit);
+    evb_dedupe_destroy(&router.dedupe);
+    evb_journal_close(&router.journal);
+    if (rc == 0)
+        evb_info("stopped");
 
 out:
     s_release(&st);

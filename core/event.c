@@ -485,7 +485,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     if (detail && detail_size)
         detail[0] = '\0';
 
-    if (!evb_type_valid(type_frame, type_len)) {
+    if (type_frame && !evb_type_valid(type_frame, type_len)) {
         s_fail(&e, EVB_REJECT_BAD_TYPE,
                "the type frame is not a valid event type (dot-separated "
                "lower-case [a-z0-9_-] segments, at most 255 bytes)");
@@ -615,7 +615,8 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
 
         if (a->code == A_TYPE) {
             have_type = 1;
-            if (v.len != type_len || memcmp(v.ptr, type_frame, type_len)) {
+            if (type_frame &&
+                (v.len != type_len || memcmp(v.ptr, type_frame, type_len))) {
                 s_fail(&e, EVB_REJECT_BAD_TYPE,
                        "the type frame \"%.*s\" differs from the envelope's "
                        "type \"%.*s\"",
@@ -766,6 +767,23 @@ refuse:
     if (why)
         *why = e.why;
     return NULL;
+}
+
+evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
+                            int64_t accepted_ms)
+{
+    /* the envelope passed validation when it was accepted (and the record
+     * its checksum since): check it again, but against no limit that a
+     * configuration change could have tightened meanwhile */
+    const evb_limits_t open = {len, MAX_DEPTH_LIMIT, len};
+    evb_reject_t why;
+    char detail[160];
+    evb_event_t *ev = evb_event_decode(NULL, 0, envelope, len, &open,
+                                       accepted_ms, &why, detail,
+                                       sizeof detail);
+    if (ev)
+        ev->seq = seq;
+    return ev;
 }
 
 int evb_envelope_id(const void *envelope, size_t len,

@@ -76,12 +76,19 @@ typedef struct evbus_event evb_event_t;
  * UUIDv7 when absent), `time` (now, RFC 3339 UTC with ms, when absent) and
  * `specversion` ("1.0" when absent). On refusal returns NULL, sets *why,
  * and writes a one-line human reason into detail. `now_ms` is the
- * acceptance time. */
+ * acceptance time. type_frame NULL: no frame to check (journal records). */
 evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                               const void *envelope, size_t envelope_len,
                               const evb_limits_t *limits, int64_t now_ms,
                               evb_reject_t *why, char *detail,
                               size_t detail_size);
+
+/* Decode an envelope as stored in the journal (already normalized and
+ * validated when accepted; no type frame, no configured limits), with the
+ * record's seq and acceptance time. NULL when the bytes are not a valid
+ * envelope (damage the record's checksum did not catch) or out of memory. */
+evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
+                            int64_t accepted_ms);
 
 evb_event_t *evb_event_retain(evb_event_t *ev);
 void evb_event_release(evb_event_t *ev); /* frees at the last release */

@@ -1,56 +1,66 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "hostapi.h"
 #include "retry.h"
+#include "topic.h"
 
 #define TICK_NEVER INT64_MAX
-#define BATCH 32       /* attempts started per lock round trip */
+#define BATCH 32          /* attempts started per lock round trip */
+#define READ_BATCH 256    /* journal records read per catch-up step */
+#define CURSOR_SAVE_MS 100 /* how often a moving cursor is saved */
 
-/* ------------------------------------------------------- queue and heap */
+/* ---------------------------------------------------------- the window */
 
-/* Grow the ring to hold at least one more event; keeps FIFO order. */
-static int s_ring_grow(evb_instance_t *inst)
+static evb_slot_t *s_slot(evb_instance_t *inst, uint64_t n)
 {
-    size_t cap = inst->ring_cap ? inst->ring_cap * 2 : 64;
-    size_t limit = (size_t)inst->conf->queue_size;
-    if (cap > limit)
-        cap = limit;
-    if (cap <= inst->ring_cap)
-        return -1;
-    evb_event_t **r = malloc(cap * sizeof *r);
-    if (!r)
-        return -1;
-    for (size_t i = 0; i < inst->ring_count; i++)
-        r[i] = inst->ring[(inst->ring_head + i) % inst->ring_cap];
-    free(inst->ring);
-    inst->ring = r;
-    inst->ring_cap = cap;
-    inst->ring_head = 0;
-    return 0;
+    return &inst->slots[n % inst->cap];
 }
 
-static int s_ring_push(evb_instance_t *inst, evb_event_t *ev)
+/* Free the done slots at the window's head. Lock held. */
+static void s_trim(evb_instance_t *inst)
 {
-    if (inst->ring_count == inst->ring_cap && s_ring_grow(inst) < 0)
-        return -1;
-    inst->ring[(inst->ring_head + inst->ring_count) % inst->ring_cap] = ev;
-    inst->ring_count++;
-    return 0;
+    while (inst->head < inst->next &&
+           atomic_load_explicit(&s_slot(inst, inst->head)->done,
+                                memory_order_acquire))
+        inst->head++;
 }
 
-static evb_event_t *s_ring_pop(evb_instance_t *inst)
+static int s_full(evb_instance_t *inst)
 {
-    evb_event_t *ev = inst->ring[inst->ring_head];
-    inst->ring_head = (inst->ring_head + 1) % inst->ring_cap;
-    inst->ring_count--;
-    return ev;
+    if (inst->tail - inst->head < inst->cap)
+        return 0;
+    s_trim(inst);
+    return inst->tail - inst->head >= inst->cap;
+}
+
+/* Queue an event in the window (takes a reference). Lock held, not full. */
+static void s_window_push(evb_instance_t *inst, evb_event_t *ev)
+{
+    evb_slot_t *slot = s_slot(inst, inst->tail++);
+    slot->ev = evb_event_retain(ev);
+    slot->seq = ev->seq;
+    atomic_store_explicit(&slot->done, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
+    inst->wake_pending = 1;
+}
+
+/* ------------------------------------------------------- the retry heap */
+
+/* Retries run by due time, and in acceptance order at the same time. */
+static int s_before(const evb_attempt_t *a, const evb_attempt_t *b)
+{
+    return a->due_mono < b->due_mono ||
+           (a->due_mono == b->due_mono && a->slot < b->slot);
 }
 
 static int s_heap_push(evb_instance_t *inst, evb_attempt_t *att)
@@ -66,7 +76,7 @@ static int s_heap_push(evb_instance_t *inst, evb_attempt_t *att)
     size_t i = inst->heap_count++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (inst->heap[parent]->due_mono <= att->due_mono)
+        if (!s_before(att, inst->heap[parent]))
             break;
         inst->heap[i] = inst->heap[parent];
         i = parent;
@@ -84,9 +94,9 @@ static evb_attempt_t *s_heap_pop(evb_instance_t *inst)
         size_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && inst->heap[c + 1]->due_mono < inst->heap[c]->due_mono)
+        if (c + 1 < n && s_before(inst->heap[c + 1], inst->heap[c]))
             c++;
-        if (last->due_mono <= inst->heap[c]->due_mono)
+        if (!s_before(inst->heap[c], last))
             break;
         inst->heap[i] = inst->heap[c];
         i = c;
@@ -98,7 +108,7 @@ static evb_attempt_t *s_heap_pop(evb_instance_t *inst)
 
 /* ------------------------------------------------------------- outcomes */
 
-/* A fresh attempt. Called with the lock held. */
+/* An attempt for the window's next queued slot. Lock held. */
 static evb_attempt_t *s_attempt_new(evb_instance_t *inst)
 {
     evb_attempt_t *att = malloc(sizeof *att);
@@ -106,11 +116,15 @@ static evb_attempt_t *s_attempt_new(evb_instance_t *inst)
         return NULL;
     memset(att, 0, offsetof(evb_attempt_t, reason) + 1);
     att->inst = inst;
+    att->slot = inst->next++;
+    evb_slot_t *slot = s_slot(inst, att->slot);
+    att->ev = slot->ev; /* the slot's reference moves to the attempt */
+    slot->ev = NULL;
     return att;
 }
 
-/* Wake the workers if one is waiting (for a free in-flight slot, or to
- * finish a drain). */
+/* Wake the workers if one is waiting (for a free in-flight slot, room in
+ * the window, or to finish a drain). */
 static void s_wake_sleepers(evb_instance_t *inst)
 {
     if (atomic_load(&inst->sleepers) > 0) {
@@ -120,20 +134,21 @@ static void s_wake_sleepers(evb_instance_t *inst)
     }
 }
 
-/* The attempt is over for good: release everything it holds. Lock-free
- * unless a worker waits. */
+/* The attempt is over for good: mark its slot done and release what it
+ * holds. Lock-free unless a worker waits. */
 static void s_finish(evb_attempt_t *att)
 {
     evb_instance_t *inst = att->inst;
     evb_event_t *ev = att->ev;
+    atomic_store_explicit(&s_slot(inst, att->slot)->done, 1,
+                          memory_order_release);
     free(att);
-    atomic_fetch_sub(&inst->held, 1);
     atomic_fetch_sub(&inst->in_flight, 1);
     s_wake_sleepers(inst);
     evb_event_release(ev);
 }
 
-/* Dead-letter one event the instance holds no attempt for. */
+/* Dead-letter one event. */
 static void s_dead_event(evb_instance_t *inst, evb_event_t *ev, int attempts,
                          const char *reason)
 {
@@ -182,7 +197,24 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
         if (v == EVB_RETRY_AGAIN) {
             int64_t due_mono = evb_mono_ms() + (due - now);
             pthread_mutex_lock(&inst->lock);
+            if (inst->conf->ordered) {
+                /* keep acceptance order: never due before an earlier
+                 * event's retry */
+                if (due_mono < inst->ordered_due)
+                    due_mono = inst->ordered_due;
+                inst->ordered_due = due_mono;
+            }
             int late = inst->stopping && due_mono > inst->deadline_mono;
+            if (late && inst->journal) {
+                /* the journal keeps it: the next start tries again */
+                inst->left_in_journal++;
+                pthread_mutex_unlock(&inst->lock);
+                evb_event_release(ev);
+                free(att);
+                atomic_fetch_sub(&inst->in_flight, 1);
+                s_wake_sleepers(inst);
+                return;
+            }
             if (!late) {
                 att->due_mono = due_mono;
                 att->retry_after = 0;
@@ -197,7 +229,8 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                         "%s; next attempt in %lld ms",
                         att->number, ev->id, ev->type,
                         (long long)((evb_mono_us() - att->started_us) / 1000),
-                        s_reason(att), (long long)(due - now));
+                        s_reason(att),
+                        (long long)(due_mono - evb_mono_ms()));
                     return;
                 }
             }
@@ -246,6 +279,148 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
     }
 }
 
+/* ------------------------------------------------------------ the cursor */
+
+/* Every event up to the returned seq is done. Lock held. */
+static uint64_t s_cursor(evb_instance_t *inst)
+{
+    s_trim(inst);
+    if (inst->head < inst->tail)
+        return s_slot(inst, inst->head)->seq - 1;
+    if (inst->live) {
+        uint64_t seen = atomic_load(&inst->seen_seq);
+        uint64_t last = inst->tail ? s_slot(inst, inst->tail - 1)->seq : 0;
+        return seen > last ? seen : last;
+    }
+    if (inst->reader)
+        return evb_journal_reader_position(inst->reader) - 1;
+    return inst->catchup_from - 1;
+}
+
+uint64_t evb_instance_cursor(evb_instance_t *inst)
+{
+    pthread_mutex_lock(&inst->lock);
+    uint64_t c = s_cursor(inst);
+    pthread_mutex_unlock(&inst->lock);
+    return c;
+}
+
+/* Write the cursor file (write a temporary, sync it, rename over). */
+static void s_save_cursor(evb_instance_t *inst, uint64_t cursor)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", inst->cursor_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    char line[32];
+    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)cursor);
+    int ok = fd >= 0 && write(fd, line, (size_t)n) == n && fdatasync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, inst->cursor_path) < 0) {
+        evb_log_limited(&inst->rl_overflow, EVBUS_LOG_ERROR, inst->name,
+                        "cannot save the cursor to %s: %s (events may be "
+                        "delivered again after a restart)",
+                        inst->cursor_path, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    inst->saved_cursor = cursor;
+}
+
+static int s_load_cursor(const char *path, uint64_t *cursor)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    unsigned long long v;
+    int ok = fscanf(f, "%llu", &v) == 1;
+    fclose(f);
+    if (!ok)
+        return -1;
+    *cursor = v;
+    return 0;
+}
+
+/* ------------------------------------------------------- catching up */
+
+/* Read the journal into the window, as far as it has room. Lock held on
+ * entry and exit (dropped while reading). One worker at a time. */
+static void s_catch_up(evb_instance_t *inst)
+{
+    uint64_t room = inst->cap - (inst->tail - inst->head);
+    if (room > READ_BATCH)
+        room = READ_BATCH;
+    if (!inst->reader) {
+        inst->reader =
+            evb_journal_reader_new(inst->journal, inst->catchup_from);
+        if (!inst->reader) {
+            evb_log_limited(&inst->rl_overflow, EVBUS_LOG_ERROR, inst->name,
+                            "cannot read the journal from seq %llu; will "
+                            "try again",
+                            (unsigned long long)inst->catchup_from);
+            return;
+        }
+    }
+    inst->reading = 1;
+    pthread_mutex_unlock(&inst->lock);
+
+    evb_event_t *batch[READ_BATCH];
+    uint64_t n = 0, lost_total = 0;
+    int more = 1;
+    while (n < room) {
+        evb_record_t rec;
+        uint64_t lost = 0;
+        int r = evb_journal_read(inst->reader, UINT64_MAX, &rec, &lost);
+        lost_total += lost;
+        if (r <= 0) {
+            more = 0;
+            break;
+        }
+        if (rec.kind == EVB_REC_REPLAY &&
+            !(rec.target_len == strlen(inst->name) &&
+              memcmp(rec.target, inst->name, rec.target_len) == 0))
+            continue;
+        evb_event_t *ev =
+            evb_event_load(rec.data, rec.data_len, rec.seq, rec.accepted_ms);
+        if (!ev) {
+            evb_log_limited(&inst->rl_overflow, EVBUS_LOG_ERROR, inst->name,
+                            "journal record %llu does not hold a valid "
+                            "event; skipped",
+                            (unsigned long long)rec.seq);
+            continue;
+        }
+        if (rec.kind == EVB_REC_EVENT && !evb_sub_matches(&inst->conf->sub, ev)) {
+            evb_event_release(ev);
+            continue;
+        }
+        batch[n++] = ev;
+    }
+    if (lost_total) {
+        atomic_fetch_add(&inst->n_lost, lost_total);
+        evb_log(EVBUS_LOG_WARN, inst->name,
+                "%llu journal records were deleted (retention limit or "
+                "corruption) before this instance read them",
+                (unsigned long long)lost_total);
+    }
+
+    pthread_mutex_lock(&inst->lock);
+    for (uint64_t i = 0; i < n; i++) {
+        s_window_push(inst, batch[i]);
+        evb_event_release(batch[i]);
+    }
+    uint64_t pos = evb_journal_reader_position(inst->reader);
+    if (!more && pos > inst->skipped_upto &&
+        pos > evb_journal_written_seq(inst->journal)) {
+        /* read everything ingest skipped: take pushes again */
+        inst->live = 1;
+        atomic_store(&inst->seen_seq, pos - 1);
+        evb_log(EVBUS_LOG_INFO, inst->name,
+                "caught up with the journal at seq %llu",
+                (unsigned long long)(pos - 1));
+    }
+    inst->reading = 0;
+}
+
 /* ---------------------------------------------------------------- worker */
 
 static void s_run_attempt(evb_instance_t *inst, evb_attempt_t *att,
@@ -290,6 +465,26 @@ static void s_wait_until(evb_instance_t *inst, int64_t until_mono)
     pthread_cond_timedwait(&inst->wake, &inst->lock, &ts);
 }
 
+/* Save a cursor that moved, at most every CURSOR_SAVE_MS. Lock held. */
+static void s_maybe_save(evb_instance_t *inst, int64_t now, int force)
+{
+    if (!inst->cursor_path ||
+        (!force && now - inst->last_save_mono < CURSOR_SAVE_MS))
+        return;
+    inst->last_save_mono = now;
+    uint64_t c = s_cursor(inst);
+    /* never past what is on disk: a crash may cut a journal tail that was
+     * written but not synced, and its seqs are then given out again */
+    uint64_t durable = evb_journal_durable_seq(inst->journal);
+    if (c > durable)
+        c = durable;
+    if (c == inst->saved_cursor && !force)
+        return;
+    pthread_mutex_unlock(&inst->lock);
+    s_save_cursor(inst, c);
+    pthread_mutex_lock(&inst->lock);
+}
+
 static void *s_worker(void *arg)
 {
     evb_instance_t *inst = arg;
@@ -297,7 +492,10 @@ static void *s_worker(void *arg)
     int64_t interval = d->tick ? (int64_t)d->tick_interval_ms : 0;
     int idle_ticked = 0;
 
+    /* the first worker also saves the cursor (start() holds the lock
+     * until every thread id is stored) */
     pthread_mutex_lock(&inst->lock);
+    int first = pthread_equal(inst->threads[0], pthread_self());
     for (;;) {
         int64_t now = evb_mono_ms();
         if (interval > 0 && !inst->ticking &&
@@ -314,11 +512,13 @@ static void *s_worker(void *arg)
             }
             continue;
         }
+        if (first)
+            s_maybe_save(inst, now, 0);
         if (inst->stopping == 2 ||
             (inst->stopping == 1 && now >= inst->deadline_mono))
             break; /* past the drain deadline: start nothing more */
 
-        /* start a batch: retries that are due first, then new events;
+        /* start a batch: retries that are due first, then queued events;
          * one lock round trip for up to BATCH attempts */
         evb_attempt_t *batch[BATCH];
         int n = 0, oom = 0;
@@ -327,13 +527,14 @@ static void *s_worker(void *arg)
             evb_attempt_t *att = NULL;
             if (inst->heap_count && inst->heap[0]->due_mono <= now) {
                 att = s_heap_pop(inst);
-            } else if (inst->ring_count) {
+            } else if (inst->next < inst->tail &&
+                       !(inst->conf->ordered && inst->heap_count)) {
+                /* ordered: nothing new starts while a retry waits */
                 att = s_attempt_new(inst);
                 if (!att) {
                     oom = 1;
                     break;
                 }
-                att->ev = s_ring_pop(inst);
             } else {
                 break;
             }
@@ -348,6 +549,15 @@ static void *s_worker(void *arg)
                 s_run_attempt(inst, batch[i], now_us);
             pthread_mutex_lock(&inst->lock);
             continue;
+        }
+
+        /* behind: read the journal while the window has room */
+        if (inst->journal && !inst->live && !inst->stopping &&
+            !inst->reading && !s_full(inst)) {
+            uint64_t before = inst->tail;
+            s_catch_up(inst);
+            if (inst->tail != before || inst->live)
+                continue;
         }
 
         /* nothing to start now */
@@ -366,12 +576,14 @@ static void *s_worker(void *arg)
             int retries_possible =
                 inst->heap_count &&
                 inst->heap[0]->due_mono <= inst->deadline_mono;
-            if (!inst->ring_count && !in_flight && !retries_possible) {
+            if (inst->next == inst->tail && !in_flight && !retries_possible) {
                 atomic_fetch_sub(&inst->sleepers, 1);
                 break;
             }
         }
-        if (room && (inst->ring_count ||
+        int startable = inst->next < inst->tail &&
+                        !(inst->conf->ordered && inst->heap_count);
+        if (room && (startable ||
                      (inst->heap_count && inst->heap[0]->due_mono <= now))) {
             atomic_fetch_sub(&inst->sleepers, 1);
             if (oom)
@@ -385,6 +597,10 @@ static void *s_worker(void *arg)
             until = inst->last_tick_mono + interval;
         if (inst->stopping == 1 && inst->deadline_mono < until)
             until = inst->deadline_mono;
+        if (inst->cursor_path && now + CURSOR_SAVE_MS < until)
+            until = now + CURSOR_SAVE_MS;
+        if (inst->journal && !inst->live && now + 20 < until)
+            until = now + 20; /* behind: look at the journal again soon */
         s_wait_until(inst, until);
         atomic_fetch_sub(&inst->sleepers, 1);
     }
@@ -396,7 +612,9 @@ static void *s_worker(void *arg)
 
 evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
                                  evb_plugin_t *plugin, const char *config_file,
-                                 const char *dead_letter_dir)
+                                 const char *dead_letter_dir,
+                                 evb_journal_t *journal,
+                                 const char *cursor_dir)
 {
     evb_instance_t *inst = calloc(1, sizeof *inst);
     if (!inst)
@@ -413,8 +631,8 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
     pthread_condattr_destroy(&ca);
     atomic_init(&inst->disabled, 0);
     atomic_init(&inst->in_flight, 0);
-    atomic_init(&inst->held, 0);
     atomic_init(&inst->sleepers, 0);
+    atomic_init(&inst->seen_seq, 0);
     evb_ratelimit_t rl = EVB_RATELIMIT_INIT(10000, 100);
     inst->rl_retry = rl;
     inst->rl_dead = rl;
@@ -445,12 +663,59 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
     if (inst->max_in_flight < inst->workers)
         inst->max_in_flight = inst->workers;
 
+    inst->cap = (uint64_t)(conf->queue_size > 0 ? conf->queue_size : 1);
+    inst->slots = calloc(inst->cap, sizeof *inst->slots);
     inst->dead = evb_deadletter_new(dead_letter_dir, conf->name, d->name);
-    if (!ok || !inst->dead) {
-        evb_instance_destroy(&inst);
-        return NULL;
-    }
+    if (!ok || !inst->slots || !inst->dead)
+        goto fail;
+
+    inst->live = 1;
+    if (journal && evb_instance_attach(inst, journal, cursor_dir) < 0)
+        goto fail;
     return inst;
+fail:
+    evb_instance_destroy(&inst);
+    return NULL;
+}
+
+int evb_instance_attach(evb_instance_t *inst, evb_journal_t *journal,
+                        const char *cursor_dir)
+{
+    free(inst->cursor_path);
+    if (asprintf(&inst->cursor_path, "%s/%s.cursor", cursor_dir,
+                 inst->name) < 0) {
+        inst->cursor_path = NULL;
+        return -1;
+    }
+    if (mkdir(cursor_dir, 0750) < 0 && errno != EEXIST) {
+        evb_log(EVBUS_LOG_ERROR, inst->name, "cannot create %s: %s",
+                cursor_dir, strerror(errno));
+        return -1;
+    }
+    inst->journal = journal;
+    uint64_t cursor;
+    if (s_load_cursor(inst->cursor_path, &cursor) == 0) {
+        uint64_t end = evb_journal_written_seq(journal);
+        if (cursor > end) { /* saved before a tail was lost: see above */
+            evb_log(EVBUS_LOG_WARN, inst->name,
+                    "cursor %llu is past the journal's end %llu; resuming "
+                    "from the end",
+                    (unsigned long long)cursor, (unsigned long long)end);
+            cursor = end;
+        }
+        /* resume: everything after the cursor comes from the journal */
+        inst->live = 0;
+        inst->saved_cursor = cursor;
+        inst->catchup_from = cursor + 1;
+    } else {
+        /* a new instance starts at the end of the journal */
+        uint64_t end = evb_journal_written_seq(journal);
+        inst->live = 1;
+        atomic_store(&inst->seen_seq, end);
+        inst->saved_cursor = end;
+        s_save_cursor(inst, end);
+    }
+    return 0;
 }
 
 int evb_instance_validate(evb_instance_t *inst)
@@ -470,15 +735,24 @@ int evb_instance_start(evb_instance_t *inst)
     }
     inst->initialized = 1;
     inst->last_tick_mono = evb_mono_ms();
+    inst->last_save_mono = inst->last_tick_mono;
+    pthread_mutex_lock(&inst->lock); /* threads[0] is read by the workers */
     for (int i = 0; i < inst->workers; i++) {
         int err = pthread_create(&inst->threads[i], NULL, s_worker, inst);
         if (err) {
+            pthread_mutex_unlock(&inst->lock);
             evb_log(EVBUS_LOG_ERROR, inst->name,
                     "cannot start worker thread: %s", strerror(err));
             return -1;
         }
         inst->n_threads++;
     }
+    pthread_mutex_unlock(&inst->lock);
+    if (inst->journal && !inst->live)
+        evb_log(EVBUS_LOG_INFO, inst->name,
+                "resuming from the journal after seq %llu (%llu written)",
+                (unsigned long long)inst->saved_cursor,
+                (unsigned long long)evb_journal_written_seq(inst->journal));
     evb_log(EVBUS_LOG_INFO, inst->name,
             "started: plugin %s %s, %d worker%s, queue_size %d, "
             "max_in_flight %d",
@@ -506,18 +780,44 @@ void evb_instance_kick(evb_instance_t *inst)
 
 void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
 {
-    atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
     if (atomic_load_explicit(&inst->disabled, memory_order_relaxed)) {
         char why[600];
         snprintf(why, sizeof why, "instance disabled: %s",
                  inst->disabled_reason);
+        atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
         s_dead_event(inst, ev, 0, why);
+        evb_instance_pass(inst, ev->seq);
         return;
     }
     pthread_mutex_lock(&inst->lock);
-    if (atomic_load(&inst->held) >= inst->conf->queue_size) {
+    if (inst->journal && !inst->live) {
+        /* catching up: the worker reads this one from the journal */
+        inst->skipped_upto = ev->seq;
+        inst->wake_pending = 1;
+        pthread_mutex_unlock(&inst->lock);
+        return;
+    }
+    if (s_full(inst)) {
+        if (inst->journal) {
+            /* fall behind onto the journal, starting with this event:
+             * nothing before it is missing from the window */
+            inst->live = 0;
+            inst->skipped_upto = ev->seq;
+            inst->catchup_from = ev->seq;
+            evb_journal_reader_destroy(&inst->reader);
+            inst->wake_pending = 1;
+            pthread_mutex_unlock(&inst->lock);
+            atomic_fetch_add(&inst->n_overflow, 1);
+            evb_log_limited(&inst->rl_overflow, EVBUS_LOG_INFO, inst->name,
+                            "%llu events in memory (queue_size): reading "
+                            "the journal from seq %llu until it catches up",
+                            (unsigned long long)inst->cap,
+                            (unsigned long long)ev->seq);
+            return;
+        }
         pthread_mutex_unlock(&inst->lock);
         atomic_fetch_add(&inst->n_overflow, 1);
+        atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
         evb_log_limited(&inst->rl_overflow, EVBUS_LOG_WARN, inst->name,
                         "queue full (%d events held): event %s goes to the "
                         "dead-letter file",
@@ -528,14 +828,7 @@ void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
         s_dead_event(inst, ev, 0, why);
         return;
     }
-    if (s_ring_push(inst, evb_event_retain(ev)) < 0) {
-        pthread_mutex_unlock(&inst->lock);
-        evb_event_release(ev);
-        s_dead_event(inst, ev, 0, "out of memory queueing the event");
-        return;
-    }
-    atomic_fetch_add(&inst->held, 1);
-    inst->wake_pending = 1; /* the worker is woken by evb_instance_kick */
+    s_window_push(inst, ev);
     pthread_mutex_unlock(&inst->lock);
 }
 
@@ -587,38 +880,46 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
         inst->plugin->desc.shutdown(inst->userdata);
     inst->initialized = 0;
 
-    /* everything not delivered by now is dead-lettered, not dropped */
+    /* what is left: queued, or waiting for a retry */
     size_t left = 0;
     for (;;) {
         pthread_mutex_lock(&inst->lock);
-        evb_event_t *ev = NULL;
         evb_attempt_t *att = NULL;
-        if (inst->ring_count) {
-            ev = s_ring_pop(inst);
-            atomic_fetch_sub(&inst->held, 1);
+        if (inst->next < inst->tail) {
+            att = s_attempt_new(inst);
         } else if (inst->heap_count) {
             att = s_heap_pop(inst);
+        }
+        if (att)
             atomic_fetch_add(&inst->in_flight, 1); /* s_finish undoes it */
-        }
         pthread_mutex_unlock(&inst->lock);
-        if (ev) {
-            s_dead_event(inst, ev, 0,
-                         "shutdown: not delivered before the shutdown "
-                         "deadline");
-            evb_event_release(ev);
-        } else if (att) {
-            char why[1200];
-            snprintf(why, sizeof why,
-                     "shutdown: not delivered before the shutdown deadline; "
-                     "last error: %s",
-                     s_reason(att));
-            s_dead(att, why);
-        } else {
+        if (!att)
             break;
-        }
         left++;
+        if (inst->journal) {
+            /* not done: its slot holds the cursor back, so the next start
+             * delivers it again */
+            evb_event_release(att->ev);
+            free(att);
+            atomic_fetch_sub(&inst->in_flight, 1);
+            continue;
+        }
+        char why[1200];
+        snprintf(why, sizeof why,
+                 "shutdown: not delivered before the shutdown deadline%s%s",
+                 att->reason[0] ? "; last error: " : "",
+                 att->reason[0] ? att->reason : "");
+        s_dead(att, why);
     }
-    if (left)
+    pthread_mutex_lock(&inst->lock);
+    left += inst->left_in_journal;
+    pthread_mutex_unlock(&inst->lock);
+    if (left && inst->journal)
+        evb_log(EVBUS_LOG_INFO, inst->name,
+                "shutdown: %zu undelivered event%s stay in the journal for "
+                "the next start",
+                left, left == 1 ? "" : "s");
+    else if (left)
         evb_log(EVBUS_LOG_WARN, inst->name,
                 "shutdown: %zu undelivered event%s written to %s", left,
                 left == 1 ? "" : "s", evb_deadletter_path(inst->dead));
@@ -628,6 +929,11 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
                 "plugin %s still held %d attempt%s after shutdown(); their "
                 "outcome is unknown",
                 inst->plugin->desc.name, pending, pending == 1 ? "" : "s");
+    if (inst->cursor_path) {
+        pthread_mutex_lock(&inst->lock);
+        s_maybe_save(inst, evb_mono_ms(), 1);
+        pthread_mutex_unlock(&inst->lock);
+    }
 }
 
 void evb_instance_destroy(evb_instance_t **self)
@@ -637,15 +943,17 @@ void evb_instance_destroy(evb_instance_t **self)
     evb_instance_t *inst = *self;
     if (inst->n_threads || inst->initialized)
         evb_instance_stop(inst, evb_mono_ms());
-    while (inst->ring_count)
-        evb_event_release(s_ring_pop(inst));
+    for (uint64_t n = inst->next; inst->slots && n < inst->tail; n++)
+        evb_event_release(s_slot(inst, n)->ev);
     while (inst->heap_count) {
         evb_attempt_t *att = s_heap_pop(inst);
         evb_event_release(att->ev);
         free(att);
     }
-    free(inst->ring);
+    evb_journal_reader_destroy(&inst->reader);
+    free(inst->slots);
     free(inst->heap);
+    free(inst->cursor_path);
     evb_options_clear(&inst->options);
     evb_deadletter_destroy(&inst->dead);
     pthread_cond_destroy(&inst->wake);
@@ -661,9 +969,12 @@ void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out)
     out->retried = atomic_load(&inst->n_retried);
     out->dead_lettered = atomic_load(&inst->n_dead);
     out->overflow = atomic_load(&inst->n_overflow);
+    out->lost = atomic_load(&inst->n_lost);
     pthread_mutex_lock(&inst->lock);
-    out->queued = inst->ring_count;
+    out->queued = inst->tail - inst->next;
     out->retrying = inst->heap_count;
     out->in_flight = (uint64_t)atomic_load(&inst->in_flight);
+    out->cursor = s_cursor(inst);
+    out->live = inst->live;
     pthread_mutex_unlock(&inst->lock);
 }

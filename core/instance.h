@@ -1,15 +1,31 @@
-/* A plugin instance: one configured use of a plugin, with its own bounded
- * queue, worker thread(s), retry schedule and dead-letter file, so that a
- * slow or failing destination never delays ingress or another instance.
+/* A plugin instance: one configured use of a plugin, with its own window
+ * of events in memory, worker thread(s), retry schedule, dead-letter file
+ * and — with a journal — its own cursor over the journal, so that a slow
+ * or failing destination never delays ingress or another instance.
  *
- * Life: new (options resolved) -> validate -> start (plugin init, workers)
- * -> enqueue ... -> stop (drain until a deadline, plugin shutdown,
- * leftovers dead-lettered) -> destroy.
+ * Life: new (options resolved, cursor loaded) -> validate -> start (plugin
+ * init, workers) -> push/kick ... -> stop (drain until a deadline, plugin
+ * shutdown, cursor saved) -> destroy.
  *
- * Bound: queued + waiting-for-retry + in-flight events never exceed
- * queue_size. An event arriving at a full instance is not dropped
- * silently and never blocks ingress: it is dead-lettered at once with the
- * reason "queue full", counted as overflow, and can be replayed. */
+ * The window: events the instance holds in memory — queued, in flight or
+ * waiting for a retry — sit in a ring of queue_size slots in acceptance
+ * order. A slot is freed when its event is done (delivered or
+ * dead-lettered) and every older slot is done too; the cursor is the seq
+ * just before the oldest slot not done.
+ *
+ * Live and catching up. While the instance keeps up, ingest pushes each
+ * matching event into the ring (live). When the ring is full, ingest stops
+ * pushing and the instance catches up: its worker reads the journal from
+ * the first event it missed, through its own reader, filtering by its
+ * subscription, as fast as its window frees up; once it has read
+ * everything ingest skipped, it is live again. So a destination that is
+ * down for hours builds its backlog on disk, and memory stays bounded by
+ * queue_size whatever the backlog. At start-up an instance with a saved
+ * cursor catches up from it; a new instance starts live, at the end.
+ *
+ * Without a journal (unit tests), an event arriving at a full ring is
+ * dead-lettered ("queue full") instead, and whatever is left at shutdown
+ * is dead-lettered too. */
 #ifndef EVB_INSTANCE_H
 #define EVB_INSTANCE_H
 
@@ -22,6 +38,7 @@
 #include "config.h"
 #include "deadletter.h"
 #include "event.h"
+#include "journal.h"
 #include "loader.h"
 #include "log.h"
 #include "schema.h"
@@ -29,22 +46,37 @@
 typedef struct evbus_instance evb_instance_t;
 typedef struct evbus_attempt evb_attempt_t;
 
-/* Figures for logs and metrics; each a snapshot. */
+/* Figures for logs, metrics and evbusctl; each a snapshot. */
 typedef struct evb_instance_stats {
-    uint64_t enqueued;      /* events handed to this instance */
+    uint64_t enqueued;      /* events that entered the window */
     uint64_t delivered;     /* outcome OK */
     uint64_t retried;       /* attempts that failed and were rescheduled */
     uint64_t dead_lettered; /* given up (drop, max attempts/age, broken,
-                               disabled, shutdown) */
-    uint64_t overflow;      /* dead-lettered because the queue was full */
+                               disabled; without a journal also overflow
+                               and shutdown) */
+    uint64_t overflow;      /* without a journal: dead-lettered, queue full;
+                               with one: times the instance fell behind and
+                               went to read the journal */
+    uint64_t lost;          /* journal records deleted (retention limits or
+                               corruption) before this instance read them */
     uint64_t queued;        /* waiting for a first attempt */
     uint64_t retrying;      /* waiting for a retry */
     uint64_t in_flight;     /* attempts under way */
+    uint64_t cursor;        /* every event up to this seq is done */
+    int live;               /* 1 live, 0 catching up from the journal */
 } evb_instance_stats_t;
+
+/* One window slot. */
+typedef struct evb_slot {
+    evb_event_t *ev; /* until its first attempt starts */
+    uint64_t seq;
+    atomic_int done;
+} evb_slot_t;
 
 struct evbus_attempt {
     evb_instance_t *inst;
     evb_event_t *ev;
+    uint64_t slot;         /* absolute slot number */
     int number;            /* attempts started so far (1 = first) */
     int64_t due_mono;      /* when the next attempt may start */
     int64_t retry_after;   /* plugin hint for the next attempt, ms */
@@ -66,15 +98,17 @@ struct evbus_instance {
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    evb_event_t **ring; /* first attempts, FIFO */
-    size_t ring_cap, ring_head, ring_count;
-    evb_attempt_t **heap; /* retries, min-heap by due_mono */
+    /* the window: slots [head, next) started, [next, tail) queued */
+    evb_slot_t *slots;
+    uint64_t cap, head, next, tail;
+    evb_attempt_t **heap; /* retries, min-heap by (due_mono, slot) */
+    int64_t ordered_due;  /* ordering = "accepted": the latest retry due */
+    size_t left_in_journal; /* retries given back to the journal at stop */
     size_t heap_count, heap_cap;
     /* Changed without the lock when an attempt finishes (any thread), so
      * completions never contend with ingest for it; a worker about to wait
      * counts itself in `sleepers` first and is woken under the lock. */
     atomic_int in_flight;
-    atomic_int held; /* ring + heap + in flight, bounded by queue_size */
     atomic_int sleepers;
     int stopping;         /* 1 = drain, 2 = stop now */
     int64_t deadline_mono;
@@ -87,22 +121,43 @@ struct evbus_instance {
     pthread_t threads[64];
     int n_threads;
 
+    /* the journal side (all NULL/0 without a journal) */
+    evb_journal_t *journal;
+    char *cursor_path;
+    int live;                 /* ingest pushes into the window */
+    uint64_t skipped_upto;    /* newest seq ingest skipped while !live */
+    uint64_t catchup_from;    /* where reading the journal starts */
+    atomic_uint_fast64_t seen_seq; /* newest seq ingest routed while live */
+    evb_journal_reader_t *reader;  /* catching up */
+    int reading;                   /* a worker is reading the journal */
+    uint64_t saved_cursor;
+    int64_t last_save_mono;
+
     atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_dead,
-        n_overflow;
+        n_overflow, n_lost;
     evb_ratelimit_t rl_retry, rl_dead, rl_overflow;
 };
 
 /* Resolve the instance's options against its plugin's schema (errors are
- * reported with file, line and setting) and prepare its queue. */
+ * reported with file, line and setting) and prepare its window. With a
+ * journal, the cursor is read from <cursor_dir>/<name>.cursor. */
 evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
                                  evb_plugin_t *plugin, const char *config_file,
-                                 const char *dead_letter_dir);
+                                 const char *dead_letter_dir,
+                                 evb_journal_t *journal,
+                                 const char *cursor_dir);
+/* Give an instance created without a journal its journal and cursor
+ * (read from <cursor_dir>/<name>.cursor; a new instance starts at the
+ * journal's end). Before start. 0 or -1 (logged). */
+int evb_instance_attach(evb_instance_t *inst, evb_journal_t *journal,
+                        const char *cursor_dir);
 /* The plugin's validate(), if it has one. 0 or -1. */
 int evb_instance_validate(evb_instance_t *inst);
 /* The plugin's init(), then the workers. 0 or -1 (logged). */
 int evb_instance_start(evb_instance_t *inst);
-/* Hand an event over (takes its own reference). Never blocks on the
- * destination; see the overflow rule above. Main thread. */
+
+/* Hand an event over (takes its own reference; ev->seq set). Never blocks
+ * on the destination. Main thread. */
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev);
 /* The same in two steps, for ingest batches: push queues the event without
  * waking the worker; kick wakes it if anything was pushed since. Waking a
@@ -110,20 +165,30 @@ void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev);
  * from trading a futex wake-up for every event. */
 void evb_instance_push(evb_instance_t *inst, evb_event_t *ev);
 void evb_instance_kick(evb_instance_t *inst);
+/* Ingest routed seq elsewhere (the instance does not subscribe to it):
+ * lets the cursor move past it. Main thread, lock-free. */
+static inline void evb_instance_pass(evb_instance_t *inst, uint64_t seq)
+{
+    atomic_store_explicit(&inst->seen_seq, seq, memory_order_relaxed);
+}
+
 /* SIGHUP: the plugin's reopen() runs on a worker between deliveries. */
 void evb_instance_request_reopen(evb_instance_t *inst);
 /* Mark the instance broken: later events are dead-lettered. Any thread. */
 void evb_instance_disable(evb_instance_t *inst, const char *reason);
 /* Start draining without waiting (so several instances drain at once):
- * workers keep delivering until nothing is left or the deadline passes. */
+ * workers deliver what the window holds (no more journal reading) until
+ * nothing is left or the deadline passes. */
 void evb_instance_begin_drain(evb_instance_t *inst, int64_t deadline_mono_ms);
-/* Drain: keep delivering until nothing is left or the monotonic deadline
- * passes; join the workers; call the plugin's shutdown(); dead-letter
- * whatever is left with the reason "shutdown". Main thread. */
+/* Drain, join the workers, call the plugin's shutdown(), save the cursor.
+ * With a journal, events not delivered stay in it for the next start;
+ * without one they are dead-lettered with the reason "shutdown". */
 void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms);
 void evb_instance_destroy(evb_instance_t **self);
 
 void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out);
+/* Every event up to this seq is done (0 = nothing yet). */
+uint64_t evb_instance_cursor(evb_instance_t *inst);
 
 /* Report an attempt's outcome (EVBUS_OK/RETRY/DROP/BROKEN): behind
  * host->attempt_complete() and a synchronous deliver() return. */

@@ -20,6 +20,8 @@ typedef struct evb_stats {
     atomic_uint_fast64_t received[EVB_INGRESS__COUNT];
     atomic_uint_fast64_t accepted[EVB_INGRESS__COUNT];
     atomic_uint_fast64_t rejected[EVB_INGRESS__COUNT][EVB_REJECT__COUNT];
+    /* a retry of an accepted id, answered with the original acceptance */
+    atomic_uint_fast64_t duplicates[EVB_INGRESS__COUNT];
     atomic_uint_fast64_t egress_published; /* events sent on egress */
     atomic_uint_fast64_t egress_dropped;   /* skipped: a subscriber at HWM */
     atomic_uint_fast64_t ack_replies_lost; /* peer gone or at its HWM */

@@ -78,12 +78,15 @@ class Broker:
     ingress: extra settings inside the ingress group.
     """
 
-    def __init__(self, instances=None, extra="", env=None, log_level="info", ingress=""):
+    def __init__(self, instances=None, extra="", env=None, log_level="info", ingress="",
+                 journal=""):
         self.dir = tempfile.mkdtemp(prefix="evbtest-")
         self.pub_port, self.ack_port, self.egress_port = free_port(), free_port(), free_port()
         self.pub = "tcp://127.0.0.1:%d" % self.pub_port
         self.ack = "tcp://127.0.0.1:%d" % self.ack_port
         self.egress = "tcp://127.0.0.1:%d" % self.egress_port
+        self.control = "tcp://127.0.0.1:%d" % free_port()
+        self.wrap = []  # a command to run evbusd under (e.g. fiu-run -x)
         if instances is None:
             instances = self.file_instance("all", ["**"])
         elif callable(instances):
@@ -96,10 +99,12 @@ class Broker:
                 'shutdown_timeout = "5s";\n'
                 'ingress = { pub = "%s"; ack = "%s"; %s };\n'
                 'egress = { pub = "%s"; };\n'
+                'journal = { dir = "%s/journal"; %s };\n'
+                'control = { endpoint = "%s"; };\n'
                 "%s\n"
                 "instances = (\n%s\n);\n"
-                % (log_level, self.dir, self.pub, self.ack, ingress, self.egress, extra,
-                   instances)
+                % (log_level, self.dir, self.pub, self.ack, ingress, self.egress, self.dir,
+                   journal, self.control, extra, instances)
             )
         self.env = dict(os.environ)
         self.env["EVBUS_PLUGIN_PATH"] = PLUGIN_PATH
@@ -139,16 +144,19 @@ class Broker:
             return ""
 
     def start(self, wait=True):
+        readies = self.log().count("ready:")
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [EVBUSD, "-c", self.config],
+            self.wrap + [EVBUSD, "-c", self.config],
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             env=self.env,
         )
         if wait:
+            # "ready:" once more than before this start (a restart appends
+            # to the same log)
             wait_for(
-                lambda: "ready:" in self.log() or self.proc.poll() is not None,
+                lambda: self.log().count("ready:") > readies or self.proc.poll() is not None,
                 what="evbusd to be ready",
             )
             if self.proc.poll() is not None:
@@ -257,7 +265,8 @@ class TestCase(unittest.TestCase):
         if outcome is not None and hasattr(outcome, "errors"):
             failed = any(err for _, err in outcome.errors)
         elif outcome is not None and hasattr(outcome, "result"):
-            failed = not outcome.result.wasSuccessful()
+            result = outcome.result
+            failed = any(t is self for t, _ in result.failures + result.errors)
         if failed:
             sys.stderr.write("---- evbusd log ----\n" + broker.log() + "\n")
         broker.close()

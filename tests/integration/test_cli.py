@@ -160,12 +160,16 @@ class CliTest(evbtest.TestCase):
                                 "agent."], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(lambda: sub.poll() is None and sub.kill())
         deadline = time.monotonic() + 10
+        k = 0
         while sub.poll() is None and time.monotonic() < deadline:
-            b.ack_publish([b"agent.stuck", envelope("agent.stuck", id="py-sub")])
+            # a new id each time: a repeated id is a duplicate, answered with
+            # the original acceptance and not published again
+            k += 1
+            b.ack_publish([b"agent.stuck", envelope("agent.stuck", id="py-sub-%d" % k)])
             time.sleep(0.1)
         out, err = sub.communicate(timeout=10)
         self.assertEqual(sub.returncode, 0, err)
-        self.assertEqual(json.loads(out.decode().splitlines()[0])["id"], "py-sub")
+        self.assertTrue(json.loads(out.decode().splitlines()[0])["id"].startswith("py-sub-"))
 
 
 if __name__ == "__main__":

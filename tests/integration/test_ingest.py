@@ -17,7 +17,7 @@ class IngestTest(evbtest.TestCase):
         # the egress subscription may take a moment to arrive: publish a
         # warm-up event until the subscriber sees one
         def warm():
-            pub.send_multipart([b"warm.up", envelope("warm.up", id="w")])
+            pub.send_multipart([b"warm.up", envelope("warm.up")])  # a new id each time
             return sub.poll(100)
         wait_for(warm, what="egress subscription")
         while sub.poll(200):
@@ -159,7 +159,7 @@ class IngestTest(evbtest.TestCase):
         # and a late subscriber to another prefix is served once it is known
         d = b.subscriber(b"agent.")
         def warm_agent():
-            b.ack_publish([b"agent.stuck", envelope("agent.stuck", id="late")])
+            b.ack_publish([b"agent.stuck", envelope("agent.stuck")])  # new id each time
             return d.poll(100)
         wait_for(warm_agent, what="the agent. subscription")
         self.assertEqual(d.recv_multipart()[0], b"agent.stuck")

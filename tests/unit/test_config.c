@@ -253,7 +253,7 @@ static void test_unknown_root_key_names_line_and_known_keys(void)
     CU_ASSERT_TRUE(s_logged(
         "ERROR config: %s:2: log_levle: unknown setting \"log_levle\" "
         "(known: log_level, plugin_dir, dead_letter_dir, shutdown_timeout, "
-        "ingress, egress, instances)",
+        "ingress, egress, instances, journal, control)",
         s_conf));
 }
 
@@ -270,6 +270,81 @@ static void test_unknown_ingress_key_names_line_and_known_keys(void)
     CU_ASSERT_TRUE(s_logged("%s:3: ingress.rcvhwn: unknown setting \"rcvhwn\" "
                             "(known: pub, ack, rcvhwm, ack_sndhwm, "
                             "max_message_size, max_depth, max_attr_len)",
+                            s_conf));
+}
+
+static void test_journal_and_control_settings_load_with_defaults(void)
+{
+    int errors = -1;
+    evb_config_t *cfg = s_load("# defaults\n", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->journal_dir, "var/evbus/journal");
+    CU_ASSERT_EQUAL(cfg->journal_segment_size, 64 << 20);
+    CU_ASSERT_EQUAL(cfg->journal_commit_interval_ms, 1);
+    CU_ASSERT_EQUAL(cfg->journal_commit_batch, 512);
+    CU_ASSERT_EQUAL(cfg->journal_sync_interval_ms, 1000);
+    CU_ASSERT_EQUAL(cfg->journal_max_size, 0);
+    CU_ASSERT_EQUAL(cfg->journal_max_age_ms, 0);
+    CU_ASSERT_EQUAL(cfg->dedupe_window_ms, 24 * 3600 * 1000);
+    CU_ASSERT_EQUAL(cfg->dedupe_max_ids, 1000000);
+    CU_ASSERT_STRING_EQUAL(cfg->control_endpoint, "tcp://127.0.0.1:7703");
+    evb_config_destroy(&cfg);
+
+    cfg = s_load("journal = { dir = \"/j\"; segment_size = \"1M\";\n"
+                 "  commit_interval = \"5ms\"; commit_batch = 64;\n"
+                 "  sync_interval = \"0\"; max_size = \"10G\";\n"
+                 "  max_age = \"7d\"; dedupe_window = \"1h\";\n"
+                 "  dedupe_max_ids = 5000; };\n"
+                 "control = { endpoint = \"\"; };\n",
+                 &errors);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->journal_dir, "/j");
+    CU_ASSERT_EQUAL(cfg->journal_segment_size, 1 << 20);
+    CU_ASSERT_EQUAL(cfg->journal_commit_interval_ms, 5);
+    CU_ASSERT_EQUAL(cfg->journal_commit_batch, 64);
+    CU_ASSERT_EQUAL(cfg->journal_sync_interval_ms, 0);
+    CU_ASSERT_EQUAL(cfg->journal_max_size, (int64_t)10 << 30);
+    CU_ASSERT_EQUAL(cfg->journal_max_age_ms, 7LL * 86400 * 1000);
+    CU_ASSERT_EQUAL(cfg->dedupe_window_ms, 3600 * 1000);
+    CU_ASSERT_EQUAL(cfg->dedupe_max_ids, 5000);
+    CU_ASSERT_STRING_EQUAL(cfg->control_endpoint, "");
+    evb_config_destroy(&cfg);
+}
+
+static void test_journal_errors_name_the_setting(void)
+{
+    int errors = 0;
+    evb_config_t *cfg = s_load("journal = { dir = \"\";\n"
+                               "  commit_interval = \"5s\";\n"
+                               "  fsync = 1; };\n",
+                               &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL(errors, 3);
+    CU_ASSERT_TRUE(s_logged("%s:1: journal.dir: expected a non-empty string",
+                            s_conf));
+    CU_ASSERT_TRUE(s_logged("%s:2: journal.commit_interval: expected at most "
+                            "1s",
+                            s_conf));
+    CU_ASSERT_TRUE(s_logged("%s:3: journal.fsync: unknown setting \"fsync\"",
+                            s_conf));
+}
+
+static void test_instance_ordering_is_accepted_or_none(void)
+{
+    int errors = -1;
+    evb_config_t *cfg = s_load_instance("    ordering = \"none\";", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->instances[0].ordered, 0);
+    evb_config_destroy(&cfg);
+    cfg = s_load_instance("", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->instances[0].ordered, 1); /* the default */
+    evb_config_destroy(&cfg);
+    cfg = s_load_instance("    ordering = \"fifo\";", &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_TRUE(s_logged("%s:5: instances[0].ordering: expected "
+                            "\"accepted\" or \"none\", got \"fifo\"",
                             s_conf));
 }
 
@@ -315,7 +390,7 @@ static void test_unknown_instance_key_names_line_and_known_keys(void)
     CU_ASSERT_TRUE(s_logged(
         "%s:5: instances[0].queue_szie: unknown setting \"queue_szie\" "
         "(known: name, plugin, topics, filter, queue_size, workers, "
-        "max_in_flight, retry, options)",
+        "max_in_flight, retry, options, ordering)",
         s_conf));
 }
 
@@ -1017,6 +1092,12 @@ static CU_TestInfo s_tests[] = {
      test_unknown_ingress_key_names_line_and_known_keys},
     {"test_unknown_egress_key_names_line_and_known_keys",
      test_unknown_egress_key_names_line_and_known_keys},
+    {"test_journal_and_control_settings_load_with_defaults",
+     test_journal_and_control_settings_load_with_defaults},
+    {"test_journal_errors_name_the_setting",
+     test_journal_errors_name_the_setting},
+    {"test_instance_ordering_is_accepted_or_none",
+     test_instance_ordering_is_accepted_or_none},
     {"test_egress_slow_subscriber_policy_is_skip_or_drop",
      test_egress_slow_subscriber_policy_is_skip_or_drop},
     {"test_unknown_instance_key_names_line_and_known_keys",

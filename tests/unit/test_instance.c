@@ -186,7 +186,8 @@ static void fx_open(fixture_t *fx, const char *name, int queue_size,
     fx->conf.retry = retry;
     fx->conf.sub.patterns = s_all;
     fx->conf.sub.n_patterns = 1;
-    fx->inst = evb_instance_new(&fx->conf, &fx->plugin, "test.conf", fx->dir);
+    fx->inst = evb_instance_new(&fx->conf, &fx->plugin, "test.conf", fx->dir,
+                                NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fx->inst);
     CU_ASSERT_EQUAL_FATAL(evb_instance_start(fx->inst), 0);
 }

@@ -626,6 +626,42 @@ static void test_base64_uses_plus_and_slash_for_high_values(void)
     CU_ASSERT(s_base64_is("\xff\xff\xff\xff", 4, "/////w=="));
 }
 
+static int s_unbase64_is(const char *text, const char *want, size_t n)
+{
+    evb_buf_t b = EVB_BUF_INIT;
+    int ok = evb_base64_decode(&b, text, strlen(text)) == 0 && b.len == n &&
+             (n == 0 || memcmp(b.data, want, n) == 0);
+    evb_buf_free(&b);
+    return ok;
+}
+
+static void test_base64_decodes_what_it_encodes(void)
+{
+    CU_ASSERT(s_unbase64_is("", "", 0));
+    CU_ASSERT(s_unbase64_is("Zg==", "f", 1));
+    CU_ASSERT(s_unbase64_is("Zm8=", "fo", 2));
+    CU_ASSERT(s_unbase64_is("Zm9vYmFy", "foobar", 6));
+    CU_ASSERT(s_unbase64_is("+/8=", "\xfb\xff", 2));
+    /* every byte value round-trips */
+    char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (char)i;
+    evb_buf_t enc = EVB_BUF_INIT;
+    CU_ASSERT_EQUAL_FATAL(evb_base64_encode(&enc, all, sizeof all), 0);
+    CU_ASSERT(s_unbase64_is(enc.data, all, sizeof all));
+    evb_buf_free(&enc);
+}
+
+static void test_base64_decode_refuses_malformed_text(void)
+{
+    evb_buf_t b = EVB_BUF_INIT;
+    CU_ASSERT_EQUAL(evb_base64_decode(&b, "Zm9", 3), -1);      /* length */
+    CU_ASSERT_EQUAL(evb_base64_decode(&b, "Zm9*", 4), -1);     /* alphabet */
+    CU_ASSERT_EQUAL(evb_base64_decode(&b, "Zg==Zm8=", 8), -1); /* inner pad */
+    CU_ASSERT_EQUAL(evb_base64_decode(&b, "Z=g=", 4), -1);
+    evb_buf_free(&b);
+}
+
 static void test_write_bin_as_base64_string(void)
 {
     msgpack_object o = s_bin("foobar", 6);
@@ -1120,6 +1156,10 @@ static CU_TestInfo s_write_tests[] = {
      test_write_string_appends_to_what_the_buffer_holds},
     {"base64_matches_rfc4648_test_vectors",
      test_base64_matches_rfc4648_test_vectors},
+    {"test_base64_decodes_what_it_encodes",
+     test_base64_decodes_what_it_encodes},
+    {"test_base64_decode_refuses_malformed_text",
+     test_base64_decode_refuses_malformed_text},
     {"base64_uses_plus_and_slash_for_high_values",
      test_base64_uses_plus_and_slash_for_high_values},
     {"write_bin_as_base64_string", test_write_bin_as_base64_string},

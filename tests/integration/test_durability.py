@@ -1,0 +1,381 @@
+"""The durable journal against a real evbusd: acknowledged events survive
+kill -9, a destination that is down builds its backlog on disk (memory
+stays bounded) and gets it in order, a torn or corrupt journal tail is
+cut off and reported, a failing fdatasync is never acknowledged, retried
+ids are not delivered twice, retention limits are counted, and dead
+letters are listed and replayed with evbusctl.
+
+EVBTEST_SCALE (default 1) scales the event counts (the sanitizer pass
+runs with less)."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import msgpack
+import zmq
+
+import evbtest
+from evbtest import envelope, wait_for
+
+SCALE = float(os.environ.get("EVBTEST_SCALE", "1"))
+GATE_SO = os.path.join(evbtest.TEST_PLUGIN_DIR, "plugin_gate.so")
+EVBUSCTL = os.path.join(evbtest.BUILDDIR, "tools", "evbusctl")
+
+
+def scaled(n, least=100):
+    return max(least, int(n * SCALE))
+
+
+def gate_instance(b, name="gated", extra=""):
+    return ('{ name = "%s"; plugin = "%s"; %s '
+            'options = { out = "%s/%s.jsonl"; gate = "%s/%s.gate"; }; }'
+            % (name, GATE_SO, extra, b.dir, name, b.dir, name))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def ids_in(path):
+    ids = []
+    try:
+        with open(path) as f:
+            for line in f:
+                ids.append(json.loads(line)["id"])
+    except FileNotFoundError:
+        pass
+    return ids
+
+
+class AckPublisher:
+    """Acknowledged publishing with a window of unacknowledged events;
+    anything not acknowledged within `timeout` s is sent again with the
+    same id (so the broker's duplicate suppression is exercised)."""
+
+    def __init__(self, broker, window=500, timeout=1.0):
+        self.b = broker
+        self.window = window
+        self.timeout = timeout
+        self.sock = broker.dealer()
+        self.sock.setsockopt(zmq.SNDHWM, 100000)
+        self.pending = {}  # id -> time sent
+        self.acked = set()
+
+    def frames(self, id_):
+        return [b"task.completed", envelope("task.completed", id=id_, data={"n": id_})]
+
+    def run(self, ids, until=None):
+        queue = list(ids)
+        while queue or self.pending:
+            now = time.monotonic()
+            while queue and len(self.pending) < self.window:
+                id_ = queue.pop()
+                self.sock.send_multipart(self.frames(id_))
+                self.pending[id_] = now
+            if self.sock.poll(50):
+                while True:
+                    try:
+                        reply = self.sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    status, id_ = reply[0], reply[1].decode()
+                    if status == b"ACCEPTED":
+                        self.acked.add(id_)
+                        self.pending.pop(id_, None)
+            for id_, sent in list(self.pending.items()):
+                if time.monotonic() - sent > self.timeout:
+                    self.sock.send_multipart(self.frames(id_))
+                    self.pending[id_] = time.monotonic()
+            if until and until():
+                return
+
+
+class DurabilityTest(evbtest.TestCase):
+    def test_every_acknowledged_event_survives_repeated_kill_9(self):
+        n = scaled(100000, 2000)
+        kills_wanted = 20
+        b = self.make_broker(instances=lambda b: b.file_instance("all", ["**"]))
+        b.start()
+        pub = AckPublisher(b, window=500, timeout=1.0)
+        ids = ["k-%06d" % i for i in range(n)]
+        kills = [0]
+        stop = threading.Event()
+
+        def killer():
+            rnd = random.Random(1)
+            while not stop.is_set() and kills[0] < kills_wanted:
+                time.sleep(rnd.uniform(0.05, 0.4))
+                if stop.is_set():
+                    break
+                b.proc.kill()  # SIGKILL: no drain, no cursor save
+                b.proc.wait()
+                b.proc = None
+                kills[0] += 1
+                b.start()
+
+        t = threading.Thread(target=killer)
+        t.start()
+        try:
+            pub.run(ids)
+            # keep killing until the count is reached, publishing nothing
+            while kills[0] < kills_wanted and t.is_alive():
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreaterEqual(kills[0], kills_wanted)
+        self.assertEqual(len(pub.acked), n)
+        # let the restarted broker deliver whatever it resumed with
+        wait_for(lambda: pub.acked <= set(ids_in(b.path("all.jsonl"))), timeout=60,
+                 what="every acknowledged id in the file")
+        self.assertEqual(b.stop(), 0)
+        written = ids_in(b.path("all.jsonl"))
+        missing = pub.acked - set(written)
+        self.assertEqual(missing, set())
+        dups = len(written) - len(set(written))
+        print("\n  %d events, %d kills: %d acknowledged, %d written, %d duplicates "
+              "(%.2f%%)" % (n, kills[0], len(pub.acked), len(written), dups,
+                            100.0 * dups / max(1, len(written))))
+
+    def test_a_destination_that_is_down_gets_its_backlog_in_order_and_memory_stays_bounded(self):
+        n = scaled(1000000, 5000)
+        # memory held in the broker is bounded by configuration, not by the
+        # backlog: queue_size events in the window, dedupe_max_ids ids (about
+        # 90 bytes each), and a few MiB of journal not yet synced
+        b = self.make_broker(instances=lambda b: gate_instance(
+            b, extra='queue_size = 1000; retry = { initial_delay = "50ms"; '
+                     'max_delay = "100ms"; max_attempts = 100000; max_age = "0"; };'),
+            journal="dedupe_max_ids = 100000;")
+        open(b.path("gated.gate"), "w").close()  # the destination is down
+        b.start()
+        base_rss = rss_kib(b.proc.pid)
+        pub = b.publisher()
+        pub.setsockopt(zmq.XPUB_NODROP, 1)  # block instead of dropping
+        t0 = time.monotonic()
+        for i in range(n):
+            pub.send_multipart([b"task.completed", msgpack.packb(
+                {"type": "task.completed", "source": "t", "id": "o-%07d" % i,
+                 "data": {"i": i, "pad": "x" * 150}})])
+        last = "o-%07d" % (n - 1)
+        status = wait_for(lambda: self._status(b, lambda s: s["journal"]["written_seq"] >= n),
+                          timeout=120, what="every event journaled")
+        peak = rss_kib(b.proc.pid)
+        journal_bytes = status["journal"]["bytes"]
+        inst = status["instances"][0]
+        self.assertFalse(inst["live"])
+        self.assertGreaterEqual(inst["backlog"], n - 1000)
+        self.assertEqual(ids_in(b.path("gated.jsonl")), [])
+        # the backlog is on disk, not in memory
+        print("\n  %d events queued behind a dead destination: RSS %d MiB "
+              "(%d MiB at start), journal %d MiB, publish %.1f s"
+              % (n, peak // 1024, base_rss // 1024, journal_bytes >> 20,
+                 time.monotonic() - t0))
+        if n >= 100000:
+            self.assertLess(peak - base_rss, 64 * 1024)
+            self.assertGreater(journal_bytes, n * 150)
+        # the destination recovers: everything, in order of acceptance
+        os.unlink(b.path("gated.gate"))
+        wait_for(lambda: self._last_line_has(b.path("gated.jsonl"), last),
+                 timeout=600, what="the whole backlog delivered")
+        got = ids_in(b.path("gated.jsonl"))
+        self.assertEqual(got, ["o-%07d" % i for i in range(n)])
+        self.assertEqual(b.stop(), 0)
+        pub.close()
+
+    @staticmethod
+    def _last_line_has(path, needle):
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - 4096))
+                return needle.encode() in f.read()
+        except FileNotFoundError:
+            return False
+
+    def _status(self, b, pred=None):
+        r = subprocess.run([EVBUSCTL, "--endpoint", b.control, "status"],
+                           capture_output=True, timeout=30)
+        if r.returncode != 0:
+            return None
+        s = json.loads(r.stdout)
+        return s if pred is None or pred(s) else None
+
+    def test_undelivered_events_stay_in_the_journal_across_a_restart(self):
+        b = self.make_broker(instances=lambda b: gate_instance(
+            b, extra='retry = { initial_delay = "20ms"; max_delay = "50ms"; '
+                     'max_attempts = 100000; };'))
+        open(b.path("gated.gate"), "w").close()
+        b.start()
+        for i in range(50):
+            self.assertEqual(b.ack_publish([b"task.failed", envelope("task.failed", id="r%02d" % i)])[0],
+                             "ACCEPTED")
+        self.assertEqual(b.stop(), 0)
+        self.assertEqual(b.dead_letters("gated"), [])  # not dead-lettered
+        os.unlink(b.path("gated.gate"))
+        b.start()
+        wait_for(lambda: len(ids_in(b.path("gated.jsonl"))) >= 50, what="the backlog after restart")
+        self.assertEqual(ids_in(b.path("gated.jsonl")), ["r%02d" % i for i in range(50)])
+        self.assertIn("resuming from the journal", b.log())
+
+    def test_a_retried_id_is_accepted_again_but_delivered_once_even_after_restart(self):
+        b = self.make_broker().start()
+        for _ in range(3):
+            self.assertEqual(b.ack_publish([b"task.completed",
+                                            envelope("task.completed", id="same-1")]),
+                             ["ACCEPTED", "same-1"])
+        wait_for(lambda: b.output(), what="the event")
+        self.assertEqual(b.stop(), 0)
+        b.start()
+        self.assertEqual(b.ack_publish([b"task.completed", envelope("task.completed", id="same-1")]),
+                         ["ACCEPTED", "same-1"])
+        self.assertEqual(b.ack_publish([b"task.completed", envelope("task.completed", id="other")])[0],
+                         "ACCEPTED")
+        wait_for(lambda: len(b.output()) >= 2, what="the second id")
+        self.assertEqual(b.stop(), 0)
+        self.assertEqual([l["id"] for l in b.output()], ["same-1", "other"])
+        self.assertIn("duplicate index: 1 ids", b.log())
+
+    def _journal_segments(self, b):
+        d = b.path("journal")
+        return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".evj"))
+
+    def test_a_torn_tail_is_cut_off_and_reported_and_the_broker_serves(self):
+        b = self.make_broker().start()
+        for i in range(20):
+            b.ack_publish([b"task.completed", envelope("task.completed", id="t%02d" % i)])
+        wait_for(lambda: len(b.output()) == 20, what="20 events written")
+        b.proc.kill()  # no clean close
+        b.proc.wait()
+        b.proc = None
+        seg = self._journal_segments(b)[-1]
+        size = os.path.getsize(seg)
+        with open(seg, "r+b") as f:
+            f.truncate(size - 7)  # a torn last record
+        b.start()
+        log = b.log()
+        self.assertRegex(log, r"journal .*recovered: \d+ bytes? of a torn or corrupt tail cut off")
+        self.assertEqual(b.ack_publish([b"task.completed", envelope("task.completed", id="after")]),
+                         ["ACCEPTED", "after"])
+        wait_for(lambda: "after" in [l["id"] for l in b.output()], what="a new event")
+        self.assertEqual(b.stop(), 0)
+
+    def test_a_bit_flip_in_the_tail_is_detected_and_reported(self):
+        b = self.make_broker().start()
+        for i in range(20):
+            b.ack_publish([b"task.completed", envelope("task.completed", id="f%02d" % i)])
+        wait_for(lambda: len(b.output()) == 20, what="20 events written")
+        self.assertEqual(b.stop(), 0)
+        seg = self._journal_segments(b)[-1]
+        with open(seg, "r+b") as f:
+            f.seek(-20, 2)
+            byte = f.read(1)
+            f.seek(-20, 2)
+            f.write(bytes([byte[0] ^ 0x10]))
+        b.start()
+        self.assertRegex(b.log(), r"journal .*recovered:.*cut off")
+        self.assertEqual(b.ack_publish([b"task.completed", envelope("task.completed", id="ok")]),
+                         ["ACCEPTED", "ok"])
+        self.assertEqual(b.stop(), 0)
+
+    def test_a_failing_fdatasync_is_never_acknowledged(self):
+        fiu_run, fiu_ctrl = shutil.which("fiu-run"), shutil.which("fiu-ctrl")
+        if not fiu_run or not fiu_ctrl:
+            self.skipTest("fiu-run/fiu-ctrl (Debian fiu-utils) not installed")
+        b = self.make_broker()
+        b.wrap = [fiu_run, "-x"]
+        b.start()
+        self.assertEqual(b.ack_publish([b"task.completed", envelope("task.completed", id="before")]),
+                         ["ACCEPTED", "before"])
+        ctl = lambda *a: subprocess.run([fiu_ctrl] + list(a) + [str(b.proc.pid)],
+                                        capture_output=True, timeout=10)
+        self.assertEqual(ctl("-c", "enable name=posix/io/sync/fdatasync,failnum=1").returncode, 0)
+        replies = [b.ack_publish([b"task.completed", envelope("task.completed", id="during-%d" % i)])
+                   for i in range(5)]
+        for r in replies:
+            self.assertEqual(r[0], "REJECTED", r)
+            self.assertEqual(r[2], "unavailable", r)
+            self.assertIn("journal", r[3])
+        self.assertEqual(ctl("-c", "disable name=posix/io/sync/fdatasync").returncode, 0)
+        # repaired within a second or two, then accepting again
+        reply = wait_for(lambda: (lambda r: r if r[0] == "ACCEPTED" else None)(
+            b.ack_publish([b"task.completed", envelope("task.completed", id="after")])),
+            timeout=15, interval=0.3, what="acceptance after the repair")
+        self.assertEqual(reply, ["ACCEPTED", "after"])
+        self.assertIn("journal repaired", b.log())
+        self.assertEqual(b.stop(), 0)
+
+    def test_retention_deletes_consumed_segments_and_counts_forced_deletions(self):
+        b = self.make_broker(
+            instances=lambda b: ",\n".join([b.file_instance("fast", ["**"]),
+                                            gate_instance(b, extra='queue_size = 100;')]),
+            journal='segment_size = "64K"; max_size = "256K";')
+        open(b.path("gated.gate"), "w").close()
+        b.start()
+        d = b.dealer()
+        n = 3000
+        for i in range(n):
+            d.send_multipart([b"task.completed", envelope("task.completed", id="z%05d" % i,
+                                                          data={"pad": "y" * 200})])
+        got = 0
+        while got < n and d.poll(10000):
+            d.recv_multipart()
+            got += 1
+        self.assertEqual(got, n)
+        wait_for(lambda: len(b.output("fast")) == n, what="the fast instance")
+        # size limit: old segments go although "gated" has not read them
+        wait_for(lambda: "before this instance read them" in b.log(), timeout=15,
+                 what="the forced deletion logged")
+        size = sum(os.path.getsize(p) for p in self._journal_segments(b))
+        self.assertLess(size, 512 * 1024)
+        os.unlink(b.path("gated.gate"))
+        status = wait_for(lambda: self._status(b, lambda s: s["instances"][1]["lost"] > 0),
+                          timeout=15, what="the lost count")
+        self.assertGreater(status["instances"][1]["lost"], 0)
+        self.assertEqual(b.stop(), 0)
+
+    def test_dead_letters_are_listed_and_replayed_with_evbusctl(self):
+        b = self.make_broker(instances=lambda b: gate_instance(
+            b, extra='retry = { max_attempts = 1; };'))
+        open(b.path("gated.gate"), "w").close()
+        b.start()
+        for i, t in enumerate(["task.failed", "task.failed", "agent.stuck", "task.completed"]):
+            b.ack_publish([t.encode(), envelope(t, id="d%d" % i)])
+        wait_for(lambda: len(b.dead_letters("gated")) == 4, what="4 dead letters")
+        ctl = lambda *a: subprocess.run([EVBUSCTL, "--endpoint", b.control] + list(a),
+                                        capture_output=True, timeout=30)
+        r = ctl("dead-letters", "gated")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        listed = json.loads(r.stdout)
+        self.assertEqual(listed["total"], 4)
+        self.assertEqual([x["event"]["id"] for x in listed["dead_letters"]], ["d0", "d1", "d2", "d3"])
+        self.assertIn("gave up after 1 attempts", listed["dead_letters"][0]["reason"])
+        os.unlink(b.path("gated.gate"))  # the destination is back
+        r = ctl("replay", "gated", "id=d2")
+        self.assertEqual(json.loads(r.stdout)["replayed"], 1)
+        r = ctl("replay", "gated", "type=task.*")
+        self.assertEqual(json.loads(r.stdout)["replayed"], 3)
+        self.assertEqual(json.loads(r.stdout)["remaining"], 0)
+        wait_for(lambda: len(ids_in(b.path("gated.jsonl"))) == 4, what="the replays delivered")
+        self.assertEqual(sorted(ids_in(b.path("gated.jsonl"))), ["d0", "d1", "d2", "d3"])
+        r = ctl("replay", "nosuch", "all")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no instance", r.stderr.decode())
+        status = json.loads(ctl("status").stdout)
+        self.assertEqual(status["instances"][0]["delivered"], 4)
+        self.assertTrue(status["journal"]["healthy"])
+        self.assertEqual(b.stop(), 0)
+
+
+if __name__ == "__main__":
+    evbtest.main()
