@@ -172,7 +172,7 @@ void evb_bus_stop_ingress(evb_bus_t *bus)
     bus->sub = NULL;
     /* what was accepted is written and synced, and its publishers get
      * their replies, before the ROUTER closes (its linger sends them) */
-    evb_router_kick(bus->router);
+    evb_router_kick(bus->router, 1);
     if (bus->router->journal && bus->n_replies) {
         evb_journal_sync(bus->router->journal);
         s_replies_flush(bus);
@@ -378,8 +378,8 @@ static int s_accept(evb_bus_t *bus, evb_ingress_t in, zmq_msg_t *type,
         zmq_msg_data(type), zmq_msg_size(type), zmq_msg_data(env),
         zmq_msg_size(env), &bus->cfg->limits, s_accept_time(bus), why, detail,
         dsize);
-    int rc = ev ? evb_router_accept(bus->router, ev, orig_seq, why, detail,
-                                    dsize)
+    int rc = ev ? evb_router_accept(bus->router, ev, in == EVB_INGRESS_ACK,
+                                    orig_seq, why, detail, dsize)
                 : EVB_REFUSED;
     if (rc == EVB_REFUSED) {
         evb_event_release(ev);
@@ -618,10 +618,10 @@ static void s_serve_control(evb_bus_t *bus)
 
 /* After a batch: write the journal, wake the workers, send the replies
  * that are durable and ask the group commit for the rest. */
-static void s_end_batch(evb_bus_t *bus)
+static void s_end_batch(evb_bus_t *bus, int idle)
 {
     /* once per batch, not per event */
-    if (evb_router_kick(bus->router) > YIELD_BACKLOG)
+    if (evb_router_kick(bus->router, idle) > YIELD_BACKLOG)
         /* A worker is behind. On a machine short of CPU, give it the
          * rest of this time slice: ingest keeps reading (nothing
          * waits for the worker), but a backlog that keeps growing
@@ -655,8 +655,14 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
         if (bus->control)
             items[i_control = n++] =
                 (zmq_pollitem_t){bus->control, 0, ZMQ_POLLIN, 0};
-        /* wake at least every 250 ms for housekeeping (retention, repair) */
-        int rc = zmq_poll(items, n, 250);
+        /* anything ready? if not, wake the workers of what was queued
+         * before sleeping (under load they are woken by batch size) */
+        int rc = zmq_poll(items, n, 0);
+        if (rc == 0) {
+            s_end_batch(bus, 1);
+            /* wake at least every 250 ms for housekeeping */
+            rc = zmq_poll(items, n, 250);
+        }
         bus->clock_uses = 0; /* a fresh reading after every wait */
         if (rc < 0 && errno != EINTR) {
             evb_error("poll failed: %s", zmq_strerror(errno));
@@ -680,7 +686,7 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
             s_serve_sub(bus);
         if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN))
             s_serve_router(bus);
-        s_end_batch(bus);
+        s_end_batch(bus, 0);
         if (i_xpub >= 0 && (items[i_xpub].revents & ZMQ_POLLIN))
             s_drain_subscriptions(bus);
         if (i_control >= 0 && (items[i_control].revents & ZMQ_POLLIN))

@@ -13,7 +13,7 @@
 /* Sync anyway once this many records are written but not durable: the
  * journal keeps a copy of them in memory (to re-write them if a sync
  * fails), so this bounds that memory during fire-and-forget bursts. */
-#define LAG_SYNC 8192
+#define LAG_SYNC 32768
 
 struct evb_commit {
     evb_journal_t *journal;

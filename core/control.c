@@ -294,7 +294,7 @@ static char *s_replay(evb_router_t *r, int argc, char **argv, int *ok)
         }
     }
     int taken = evb_deadletter_take(inst->dead, s_replay_line, &rp);
-    evb_router_kick(r); /* write the replays and wake the worker */
+    evb_router_kick(r, 1); /* write the replays and wake the worker */
     if (rp.error[0] && !rp.replayed)
         return s_error(ok, "%s", rp.error);
     evb_log(EVBUS_LOG_INFO, inst->name, "replayed %d dead letter%s",

@@ -6,12 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define INLINE_ID 40 /* ids up to this long (UUIDs: 36) need no malloc */
+
 typedef struct {
-    char *id;
-    uint32_t len;
     uint64_t hash;
     uint64_t seq;
     int64_t accepted_ms;
+    uint32_t len;
+    char *id;               /* inline, or malloc'd when longer */
+    char inline_id[INLINE_ID];
 } s_entry_t;
 
 struct evb_dedupe {
@@ -19,18 +22,30 @@ struct evb_dedupe {
     size_t max_ids;
     s_entry_t *fifo; /* ring of max_ids entries */
     size_t head, count;
-    uint32_t *slots; /* 0 = empty, else FIFO position + 1 (mod ring) */
+    /* 0 = empty, else the hash's high 32 bits << 32 | FIFO position + 1:
+     * a lookup touches an entry only when that fingerprint matches */
+    uint64_t *slots;
     size_t n_slots;  /* power of two, >= 2 * max_ids */
     uint64_t evicted;
 };
 
 static uint64_t s_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    /* FNV-1a over 8-byte words (then the tail), finished with a mixer so
+     * the low bits (the slot) and the high bits (the fingerprint) are
+     * both well spread */
+    uint64_t h = 1469598103934665603ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 1099511628211ull;
     }
+    for (; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h ? h : 1;
 }
 
@@ -62,13 +77,19 @@ void evb_dedupe_destroy(evb_dedupe_t **self)
     if (!self || !*self)
         return;
     evb_dedupe_t *d = *self;
-    for (size_t i = 0; d->fifo && i < d->count; i++)
-        free(d->fifo[(d->head + i) % d->max_ids].id);
+    for (size_t i = 0; d->fifo && i < d->count; i++) {
+        s_entry_t *e = &d->fifo[(d->head + i) % d->max_ids];
+        if (e->id != e->inline_id)
+            free(e->id);
+    }
     free(d->fifo);
     free(d->slots);
     free(d);
     *self = NULL;
 }
+
+#define POS(v) ((uint32_t)(v) - 1)
+#define FINGER(h) ((h) >> 32)
 
 /* The table slot holding the id; n_slots when absent. */
 static size_t s_lookup(const evb_dedupe_t *d, const char *id, size_t len,
@@ -76,10 +97,12 @@ static size_t s_lookup(const evb_dedupe_t *d, const char *id, size_t len,
 {
     size_t mask = d->n_slots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        uint32_t v = d->slots[i];
+        uint64_t v = d->slots[i];
         if (!v)
             return d->n_slots;
-        const s_entry_t *e = &d->fifo[v - 1];
+        if ((v >> 32) != FINGER(h))
+            continue;
+        const s_entry_t *e = &d->fifo[POS(v)];
         if (e->hash == h && e->len == len && memcmp(e->id, id, len) == 0)
             return i;
     }
@@ -95,7 +118,7 @@ static void s_drop_oldest(evb_dedupe_t *d)
         /* backward-shift deletion keeps probe chains unbroken */
         d->slots[i] = 0;
         for (size_t j = (i + 1) & mask; d->slots[j]; j = (j + 1) & mask) {
-            size_t home = d->fifo[d->slots[j] - 1].hash & mask;
+            size_t home = d->fifo[POS(d->slots[j])].hash & mask;
             /* move j back to i when its home is not within (i, j] */
             if (((j - home) & mask) >= ((j - i) & mask)) {
                 d->slots[i] = d->slots[j];
@@ -104,7 +127,8 @@ static void s_drop_oldest(evb_dedupe_t *d)
             }
         }
     }
-    free(e->id);
+    if (e->id != e->inline_id)
+        free(e->id);
     e->id = NULL;
     d->head = (d->head + 1) % d->max_ids;
     d->count--;
@@ -122,7 +146,7 @@ uint64_t evb_dedupe_find(evb_dedupe_t *d, const char *id, size_t len,
 {
     s_expire(d, now_ms);
     size_t i = s_lookup(d, id, len, s_hash(id, len));
-    return i < d->n_slots ? d->fifo[d->slots[i] - 1].seq : 0;
+    return i < d->n_slots ? d->fifo[POS(d->slots[i])].seq : 0;
 }
 
 int evb_dedupe_add(evb_dedupe_t *d, const char *id, size_t len, uint64_t seq,
@@ -135,25 +159,105 @@ int evb_dedupe_add(evb_dedupe_t *d, const char *id, size_t len, uint64_t seq,
     if (at < d->n_slots) { /* already known: keep the first acceptance */
         return 0;
     }
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return -1;
-    memcpy(copy, id, len);
-    copy[len] = '\0';
     s_expire(d, accepted_ms);
     if (d->count == d->max_ids) {
         s_drop_oldest(d);
         d->evicted++;
     }
     size_t pos = (d->head + d->count) % d->max_ids;
-    d->fifo[pos] = (s_entry_t){copy, (uint32_t)len, h, seq, accepted_ms};
+    s_entry_t *e = &d->fifo[pos];
+    e->id = len < INLINE_ID ? e->inline_id : malloc(len + 1);
+    if (!e->id)
+        return -1;
+    memcpy(e->id, id, len);
+    e->id[len] = '\0';
+    e->len = (uint32_t)len;
+    e->hash = h;
+    e->seq = seq;
+    e->accepted_ms = accepted_ms;
     d->count++;
     size_t mask = d->n_slots - 1;
     size_t i = h & mask;
     while (d->slots[i])
         i = (i + 1) & mask;
-    d->slots[i] = (uint32_t)pos + 1;
+    d->slots[i] = (FINGER(h) << 32) | ((uint64_t)pos + 1);
     return 0;
+}
+
+uint64_t evb_dedupe_claim(evb_dedupe_t *d, const char *id, size_t len,
+                          int64_t accepted_ms, int *claimed)
+{
+    *claimed = 0;
+    if (len > UINT32_MAX)
+        return 0;
+    s_expire(d, accepted_ms);
+    uint64_t h = s_hash(id, len);
+    size_t mask = d->n_slots - 1;
+    size_t i = h & mask;
+    /* one probe sequence finds the id or the empty slot it would take */
+    for (;; i = (i + 1) & mask) {
+        uint64_t v = d->slots[i];
+        if (!v)
+            break;
+        if ((v >> 32) != FINGER(h))
+            continue;
+        const s_entry_t *e = &d->fifo[POS(v)];
+        if (e->hash == h && e->len == len && memcmp(e->id, id, len) == 0)
+            return e->seq;
+    }
+    if (d->count == d->max_ids) {
+        s_drop_oldest(d); /* may move entries: find the slot again */
+        d->evicted++;
+        for (i = h & mask; d->slots[i]; i = (i + 1) & mask)
+            ;
+    }
+    size_t pos = (d->head + d->count) % d->max_ids;
+    s_entry_t *e = &d->fifo[pos];
+    e->id = len < INLINE_ID ? e->inline_id : malloc(len + 1);
+    if (!e->id)
+        return 0;
+    memcpy(e->id, id, len);
+    e->id[len] = '\0';
+    e->len = (uint32_t)len;
+    e->hash = h;
+    e->seq = 0;
+    e->accepted_ms = accepted_ms;
+    d->count++;
+    d->slots[i] = (FINGER(h) << 32) | ((uint64_t)pos + 1);
+    *claimed = 1;
+    return 0;
+}
+
+void evb_dedupe_settle(evb_dedupe_t *d, uint64_t seq)
+{
+    if (d->count)
+        d->fifo[(d->head + d->count - 1) % d->max_ids].seq = seq;
+}
+
+void evb_dedupe_unclaim(evb_dedupe_t *d)
+{
+    if (!d->count)
+        return;
+    /* the newest entry: take it out of the table, then off the FIFO */
+    size_t pos = (d->head + d->count - 1) % d->max_ids;
+    s_entry_t *e = &d->fifo[pos];
+    size_t mask = d->n_slots - 1;
+    size_t i = s_lookup(d, e->id, e->len, e->hash);
+    if (i < d->n_slots) {
+        d->slots[i] = 0;
+        for (size_t j = (i + 1) & mask; d->slots[j]; j = (j + 1) & mask) {
+            size_t home = d->fifo[POS(d->slots[j])].hash & mask;
+            if (((j - home) & mask) >= ((j - i) & mask)) {
+                d->slots[i] = d->slots[j];
+                d->slots[j] = 0;
+                i = j;
+            }
+        }
+    }
+    if (e->id != e->inline_id)
+        free(e->id);
+    e->id = NULL;
+    d->count--;
 }
 
 size_t evb_dedupe_count(const evb_dedupe_t *d)

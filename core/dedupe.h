@@ -27,6 +27,15 @@ uint64_t evb_dedupe_find(evb_dedupe_t *d, const char *id, size_t len,
 int evb_dedupe_add(evb_dedupe_t *d, const char *id, size_t len, uint64_t seq,
                    int64_t accepted_ms);
 
+/* The hot path, in one hash probe: the seq the id was accepted with (a
+ * duplicate, *claimed 0), or 0 with *claimed 1 after taking an entry for
+ * it, to be completed by settle (with the seq the journal gave it) or
+ * undone by unclaim (the journal refused it) before the next claim. */
+uint64_t evb_dedupe_claim(evb_dedupe_t *d, const char *id, size_t len,
+                          int64_t accepted_ms, int *claimed);
+void evb_dedupe_settle(evb_dedupe_t *d, uint64_t seq);
+void evb_dedupe_unclaim(evb_dedupe_t *d);
+
 size_t evb_dedupe_count(const evb_dedupe_t *d);
 uint64_t evb_dedupe_evicted(const evb_dedupe_t *d); /* by max_ids */
 

@@ -244,6 +244,8 @@ static evb_dedupe_t *s_rebuild_dedupe(const evb_config_t *cfg,
     evb_record_t rec;
     char id[EVB_ID_MAX + 1];
     while (r && evb_journal_read(r, UINT64_MAX, &rec, NULL) == 1) {
+        /* every event, not only acknowledged ones: the journal does not
+         * say which were, and a few more ids cost nothing */
         if (rec.kind == EVB_REC_EVENT && rec.accepted_ms >= since &&
             evb_envelope_id(rec.data, rec.data_len, id) == 0)
             evb_dedupe_add(d, id, strlen(id), rec.seq, rec.accepted_ms);

@@ -17,6 +17,7 @@
 #define TICK_NEVER INT64_MAX
 #define BATCH 32          /* attempts started per lock round trip */
 #define READ_BATCH 256    /* journal records read per catch-up step */
+#define KICK_BATCH 256    /* queued events worth waking a worker for */
 #define CURSOR_SAVE_MS 100 /* how often a moving cursor is saved */
 
 /* ---------------------------------------------------------- the window */
@@ -765,13 +766,14 @@ int evb_instance_start(evb_instance_t *inst)
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev)
 {
     evb_instance_push(inst, ev);
-    evb_instance_kick(inst);
+    evb_instance_kick(inst, 1);
 }
 
-void evb_instance_kick(evb_instance_t *inst)
+void evb_instance_kick(evb_instance_t *inst, int force)
 {
     pthread_mutex_lock(&inst->lock);
-    if (inst->wake_pending) {
+    if (inst->wake_pending &&
+        (force || inst->tail - inst->next >= KICK_BATCH || !inst->live)) {
         inst->wake_pending = 0;
         pthread_cond_signal(&inst->wake);
     }

@@ -160,11 +160,12 @@ int evb_instance_start(evb_instance_t *inst);
  * on the destination. Main thread. */
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev);
 /* The same in two steps, for ingest batches: push queues the event without
- * waking the worker; kick wakes it if anything was pushed since. Waking a
- * worker once per batch instead of once per event keeps the two threads
- * from trading a futex wake-up for every event. */
+ * waking the worker; kick wakes it if anything was pushed since — with
+ * force, or once enough is queued to be worth a wake-up. Ingest kicks
+ * after every batch and forces when it runs out of input, so a worker is
+ * woken once per few hundred events under load, and at once when idle. */
 void evb_instance_push(evb_instance_t *inst, evb_event_t *ev);
-void evb_instance_kick(evb_instance_t *inst);
+void evb_instance_kick(evb_instance_t *inst, int force);
 /* Ingest routed seq elsewhere (the instance does not subscribe to it):
  * lets the cursor move past it. Main thread, lock-free. */
 static inline void evb_instance_pass(evb_instance_t *inst, uint64_t seq)

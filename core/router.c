@@ -40,23 +40,27 @@ static int s_journal(evb_router_t *r, evb_event_t *ev, uint16_t kind,
     return 0;
 }
 
-int evb_router_accept(evb_router_t *r, evb_event_t *ev, uint64_t *orig_seq,
-                      evb_reject_t *why, char *detail, size_t dsize)
+int evb_router_accept(evb_router_t *r, evb_event_t *ev, int acked,
+                      uint64_t *orig_seq, evb_reject_t *why, char *detail,
+                      size_t dsize)
 {
-    size_t idlen = strlen(ev->id);
-    if (r->dedupe) {
-        uint64_t seq = evb_dedupe_find(r->dedupe, ev->id, idlen,
-                                       ev->accepted_ms);
+    int claimed = 0;
+    if (r->dedupe && acked) {
+        uint64_t seq = evb_dedupe_claim(r->dedupe, ev->id, strlen(ev->id),
+                                        ev->accepted_ms, &claimed);
         if (seq) {
             *orig_seq = seq;
             r->duplicates++;
             return EVB_DUPLICATE;
         }
     }
-    if (s_journal(r, ev, EVB_REC_EVENT, NULL, why, detail, dsize) < 0)
+    if (s_journal(r, ev, EVB_REC_EVENT, NULL, why, detail, dsize) < 0) {
+        if (claimed)
+            evb_dedupe_unclaim(r->dedupe);
         return EVB_REFUSED;
-    if (r->dedupe)
-        evb_dedupe_add(r->dedupe, ev->id, idlen, ev->seq, ev->accepted_ms);
+    }
+    if (claimed)
+        evb_dedupe_settle(r->dedupe, ev->seq);
     for (size_t i = 0; i < r->n_instances; i++) {
         evb_instance_t *inst = r->instances[i];
         if (evb_sub_matches(&inst->conf->sub, ev))
@@ -87,7 +91,7 @@ int evb_router_replay(evb_router_t *r, evb_instance_t *target,
     return 0;
 }
 
-int evb_router_kick(evb_router_t *r)
+int evb_router_kick(evb_router_t *r, int force)
 {
     if (r->journal && r->appended) {
         r->appended = 0;
@@ -97,7 +101,7 @@ int evb_router_kick(evb_router_t *r)
     int most = 0;
     for (size_t i = 0; i < r->n_instances; i++) {
         evb_instance_t *inst = r->instances[i];
-        evb_instance_kick(inst);
+        evb_instance_kick(inst, force);
         pthread_mutex_lock(&inst->lock);
         int held = (int)(inst->tail - inst->head);
         pthread_mutex_unlock(&inst->lock);

@@ -2,8 +2,9 @@
  * instances.
  *
  *   ingress (bus.c) -> decode/validate (event.c) -> evb_router_accept():
- *       duplicate?  (dedupe.c: same id within the window -> the original
- *                    acceptance, nothing journaled or delivered again)
+ *       duplicate?  (dedupe.c, acknowledged events: same id within the
+ *                    window -> the original acceptance, nothing journaled
+ *                    or delivered again)
  *       journal     (journal.c: appended, written at the end of the batch,
  *                    made durable by the group commit, commit.c)
  *       instances   (instance.c: pushed to every live instance whose
@@ -42,11 +43,13 @@ typedef struct evb_router {
 #define EVB_DUPLICATE 1 /* *orig_seq: the original acceptance */
 #define EVB_REFUSED -1  /* *why, detail: the journal cannot take it */
 
-/* Accept one decoded event: check for a duplicate, journal it (ev->seq),
- * and push it to every matching instance (woken by evb_router_kick). Main
+/* Accept one decoded event: check for a duplicate (acknowledged events
+ * only: they are the ones publishers retry), journal it (ev->seq), and
+ * push it to every matching instance (woken by evb_router_kick). Main
  * thread. */
-int evb_router_accept(evb_router_t *r, evb_event_t *ev, uint64_t *orig_seq,
-                      evb_reject_t *why, char *detail, size_t dsize);
+int evb_router_accept(evb_router_t *r, evb_event_t *ev, int acked,
+                      uint64_t *orig_seq, evb_reject_t *why, char *detail,
+                      size_t dsize);
 
 /* A dead letter replayed to one instance: journaled as a REPLAY record and
  * pushed to that instance only. 0 or -1. Main thread. */
@@ -54,9 +57,11 @@ int evb_router_replay(evb_router_t *r, evb_instance_t *target,
                       evb_event_t *ev);
 
 /* End of an ingest batch: write what was journaled (one write(2)), then
- * wake the workers of every instance that got events. Returns the largest
+ * wake the workers of instances that got events: all of them with force,
+ * else only those with a worthwhile batch waiting (the rest are woken when
+ * ingest runs out of input: see evb_instance_kick). Returns the largest
  * number of events any instance holds in memory. Main thread. */
-int evb_router_kick(evb_router_t *r);
+int evb_router_kick(evb_router_t *r, int force);
 
 /* Events up to this seq may be acknowledged (everything when there is no
  * journal). */

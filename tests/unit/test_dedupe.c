@@ -31,6 +31,24 @@ static void test_an_accepted_id_is_found_with_its_first_seq(void)
     CU_ASSERT_PTR_NULL(d);
 }
 
+static void test_long_ids_are_kept_whole(void)
+{
+    evb_dedupe_t *d = evb_dedupe_new(0, 2);
+    char a[201], b[201];
+    memset(a, 'a', 200);
+    a[200] = '\0';
+    memcpy(b, a, sizeof b);
+    b[199] = 'b'; /* differs only at the end */
+    s_add(d, a, 1, 0);
+    CU_ASSERT_EQUAL(s_find(d, a, 0), 1);
+    CU_ASSERT_EQUAL(s_find(d, b, 0), 0);
+    s_add(d, b, 2, 0);
+    s_add(d, "short", 3, 0); /* evicts a: its memory is freed (ASan) */
+    CU_ASSERT_EQUAL(s_find(d, a, 0), 0);
+    CU_ASSERT_EQUAL(s_find(d, b, 0), 2);
+    evb_dedupe_destroy(&d);
+}
+
 static void test_ids_older_than_the_window_are_forgotten(void)
 {
     evb_dedupe_t *d = evb_dedupe_new(1000, 100);
@@ -83,9 +101,40 @@ static void test_many_ids_through_a_small_table_stay_exact(void)
     evb_dedupe_destroy(&d);
 }
 
+static void test_claim_settle_and_unclaim(void)
+{
+    evb_dedupe_t *d = evb_dedupe_new(0, 4);
+    int claimed = -1;
+    CU_ASSERT_EQUAL(evb_dedupe_claim(d, "x", 1, 0, &claimed), 0);
+    CU_ASSERT_EQUAL(claimed, 1);
+    evb_dedupe_settle(d, 41);
+    CU_ASSERT_EQUAL(evb_dedupe_claim(d, "x", 1, 0, &claimed), 41);
+    CU_ASSERT_EQUAL(claimed, 0);
+    CU_ASSERT_EQUAL(evb_dedupe_claim(d, "y", 1, 0, &claimed), 0);
+    CU_ASSERT_EQUAL(claimed, 1);
+    evb_dedupe_unclaim(d); /* the journal refused y */
+    CU_ASSERT_EQUAL(s_find(d, "y", 0), 0);
+    CU_ASSERT_EQUAL(s_find(d, "x", 0), 41);
+    CU_ASSERT_EQUAL(evb_dedupe_count(d), 1);
+    /* claims keep working through eviction */
+    for (int i = 0; i < 10; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "c%d", i);
+        CU_ASSERT_EQUAL(evb_dedupe_claim(d, id, strlen(id), 0, &claimed), 0);
+        evb_dedupe_settle(d, (uint64_t)(100 + i));
+    }
+    CU_ASSERT_EQUAL(s_find(d, "c9", 0), 109);
+    CU_ASSERT_EQUAL(s_find(d, "c6", 0), 106);
+    CU_ASSERT_EQUAL(s_find(d, "c5", 0), 0);
+    CU_ASSERT_EQUAL(evb_dedupe_count(d), 4);
+    evb_dedupe_destroy(&d);
+}
+
 static CU_TestInfo s_tests[] = {
+    {"claim, settle and unclaim", test_claim_settle_and_unclaim},
     {"an accepted id is found with its first seq",
      test_an_accepted_id_is_found_with_its_first_seq},
+    {"long ids are kept whole", test_long_ids_are_kept_whole},
     {"ids older than the window are forgotten",
      test_ids_older_than_the_window_are_forgotten},
     {"max_ids evicts the oldest and counts it",
