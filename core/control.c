@@ -1,6 +1,8 @@
 #include "control.h"
 
+#include <malloc.h>
 #include <msgpack.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,18 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
         }
         evb_buf_putc(&b, '}');
     }
+    /* memory: what the heap holds in use (glibc keeps freed memory for
+     * reuse, so the resident size lags behind it) and the resident size */
+    struct mallinfo2 mi = mallinfo2();
+    long pages = 0, resident = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm) {
+        if (fscanf(statm, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(statm);
+    }
+    evb_buf_printf(&b, ",\"memory\":{\"heap_in_use\":%zu,\"resident\":%ld}",
+                   mi.uordblks + mi.hblkhd, resident * sysconf(_SC_PAGESIZE));
     evb_buf_puts(&b, ",\"instances\":[");
     for (size_t i = 0; i < r->n_instances; i++) {
         evb_instance_t *inst = r->instances[i];
