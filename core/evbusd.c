@@ -152,6 +152,17 @@ static void s_print_check(const evb_config_t *cfg, const s_state_t *st)
     printf("ingress.pub = \"%s\"\ningress.ack = \"%s\"\negress.pub = \"%s\"\n",
            cfg->ingress_pub, cfg->ingress_ack, cfg->egress_pub);
     printf("dead_letter_dir = \"%s\"\n", cfg->dead_letter_dir);
+    printf("journal.dir = \"%s\", segment_size %lld, commit_interval "
+           "%lldms, commit_batch %d, sync_interval %lldms, max_size %lld, "
+           "max_age %lldms, dedupe_window %lldms, dedupe_max_ids %d\n",
+           cfg->journal_dir, (long long)cfg->journal_segment_size,
+           (long long)cfg->journal_commit_interval_ms,
+           cfg->journal_commit_batch,
+           (long long)cfg->journal_sync_interval_ms,
+           (long long)cfg->journal_max_size,
+           (long long)cfg->journal_max_age_ms,
+           (long long)cfg->dedupe_window_ms, cfg->dedupe_max_ids);
+    printf("control.endpoint = \"%s\"\n", cfg->control_endpoint);
     for (size_t i = 0; i < st->n_instances; i++) {
         const evb_instance_t *inst = st->instances[i];
         const evb_instance_conf_t *ic = inst->conf;

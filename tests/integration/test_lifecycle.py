@@ -32,6 +32,8 @@ class LifecycleTest(evbtest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("configuration OK", r.stdout)
         self.assertIn('instance "all": plugin file', r.stdout)
+        self.assertIn('journal.dir = "%s' % b.dir, r.stdout)
+        self.assertIn("control.endpoint = ", r.stdout)
         self.assertFalse(os.path.exists(b.path("all.jsonl")))
 
     def test_check_config_names_file_line_and_setting_of_every_error(self):
