@@ -57,7 +57,10 @@ static void *s_run(void *arg)
         int64_t now = evb_mono_ms();
         int pending = evb_journal_written_seq(c->journal) >
                       evb_journal_durable_seq(c->journal);
-        int64_t until = now + 1000;
+        /* nothing to do: sleep until the main thread, a repair or stop
+         * signals (every change that needs a sync does); the minute is only
+         * a safety net */
+        int64_t until = now + 60000;
         int go = 0;
         if (c->paused) {
             /* repair has the journal */
@@ -162,10 +165,12 @@ void evb_commit_wanted(evb_commit_t *c, int acks_waiting)
     uint64_t lag = evb_journal_written_seq(c->journal) -
                    evb_journal_durable_seq(c->journal);
     pthread_mutex_lock(&c->lock);
-    int was = c->acks_waiting;
     c->acks_waiting = acks_waiting;
-    if ((acks_waiting > 0 && (!was || acks_waiting >= c->batch)) ||
-        (lag >= LAG_SYNC && !c->syncing))
+    /* Wake the thread whenever there is something for it and it is not in
+     * the middle of a sync (it looks again after one). Deciding from the
+     * previous count instead loses wake-ups: the count the thread saw may
+     * be stale, and the acks it counted answered by a sync since. */
+    if ((acks_waiting > 0 || lag >= LAG_SYNC) && !c->syncing)
         pthread_cond_signal(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }

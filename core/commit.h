@@ -5,7 +5,9 @@
  * the main thread reports how many acknowledgements are waiting, and this
  * thread syncs once for all of them: as soon as `batch` wait, or once the
  * oldest has waited `interval_ms` (while it syncs, more arrive for the next
- * one). Fire-and-forget events are synced with them, or at least every
+ * one). interval_ms 0 (the default) syncs at once: under load the sync
+ * under way is what groups the next one, and a lone publisher is not made
+ * to wait (bench/acked: 0 beats 1 ms at every window size). Fire-and-forget events are synced with them, or at least every
  * `idle_sync_ms` when no acknowledgement asks for it (0 = never on their
  * own). After every sync (or failure) the thread makes notify_fd readable
  * so the main thread can send the replies. */

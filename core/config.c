@@ -1093,7 +1093,7 @@ static evb_config_t *s_load_file(const char *path, int *errors, int keep)
     cfg->dead_letter_dir = strdup("var/evbus/dead-letters");
     cfg->journal_dir = strdup("var/evbus/journal");
     cfg->journal_segment_size = 64 << 20;
-    cfg->journal_commit_interval_ms = 1;
+    cfg->journal_commit_interval_ms = 0; /* sync at once: see commit.h */
     cfg->journal_commit_batch = 512;
     cfg->journal_sync_interval_ms = 1000;
     cfg->dedupe_window_ms = 24 * 3600 * 1000;

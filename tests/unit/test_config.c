@@ -280,7 +280,7 @@ static void test_journal_and_control_settings_load_with_defaults(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_STRING_EQUAL(cfg->journal_dir, "var/evbus/journal");
     CU_ASSERT_EQUAL(cfg->journal_segment_size, 64 << 20);
-    CU_ASSERT_EQUAL(cfg->journal_commit_interval_ms, 1);
+    CU_ASSERT_EQUAL(cfg->journal_commit_interval_ms, 0);
     CU_ASSERT_EQUAL(cfg->journal_commit_batch, 512);
     CU_ASSERT_EQUAL(cfg->journal_sync_interval_ms, 1000);
     CU_ASSERT_EQUAL(cfg->journal_max_size, 0);
