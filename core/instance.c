@@ -766,6 +766,7 @@ int evb_instance_start(evb_instance_t *inst)
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev)
 {
     evb_instance_push(inst, ev);
+    evb_instance_flush(inst);
     evb_instance_kick(inst, 1);
 }
 
@@ -782,56 +783,99 @@ void evb_instance_kick(evb_instance_t *inst, int force)
 
 void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
 {
+    if (inst->n_stage == EVB_STAGE)
+        evb_instance_flush(inst);
+    inst->stage[inst->n_stage++] = evb_event_retain(ev);
+    inst->stage_seen = ev->seq;
+}
+
+/* An event the instance cannot take: dead-lettered (no lock held). */
+static void s_refuse(evb_instance_t *inst, evb_event_t *ev, const char *why)
+{
+    atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
+    s_dead_event(inst, ev, 0, why);
+}
+
+/* Publish how far ingest has routed: never backwards (stage_seen is 0
+ * until ingest routes something, and seen_seq starts at the journal's end
+ * or where a catch-up ended). Lock held (workers store seen_seq too). */
+static void s_seen(evb_instance_t *inst)
+{
+    if (inst->stage_seen > atomic_load_explicit(&inst->seen_seq,
+                                                memory_order_relaxed))
+        atomic_store_explicit(&inst->seen_seq, inst->stage_seen,
+                              memory_order_relaxed);
+}
+
+void evb_instance_flush(evb_instance_t *inst)
+{
+    size_t n = inst->n_stage;
+    evb_event_t **st = inst->stage;
+    inst->n_stage = 0;
     if (atomic_load_explicit(&inst->disabled, memory_order_relaxed)) {
         char why[600];
         snprintf(why, sizeof why, "instance disabled: %s",
                  inst->disabled_reason);
-        atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
-        s_dead_event(inst, ev, 0, why);
-        evb_instance_pass(inst, ev->seq);
+        for (size_t i = 0; i < n; i++) {
+            s_refuse(inst, st[i], why);
+            evb_event_release(st[i]);
+        }
+        pthread_mutex_lock(&inst->lock);
+        s_seen(inst);
+        pthread_mutex_unlock(&inst->lock);
         return;
     }
+    size_t taken = 0;
+    uint64_t fell_behind_at = 0;
     pthread_mutex_lock(&inst->lock);
     if (inst->journal && !inst->live) {
-        /* catching up: the worker reads this one from the journal */
-        inst->skipped_upto = ev->seq;
-        inst->wake_pending = 1;
-        pthread_mutex_unlock(&inst->lock);
-        return;
-    }
-    if (s_full(inst)) {
-        if (inst->journal) {
-            /* fall behind onto the journal, starting with this event:
-             * nothing before it is missing from the window */
+        /* catching up: the worker reads these from the journal */
+        if (n) {
+            inst->skipped_upto = st[n - 1]->seq;
+            inst->wake_pending = 1;
+        }
+        taken = n;
+    } else {
+        for (; taken < n && !s_full(inst); taken++)
+            s_window_push(inst, st[taken]);
+        if (taken < n && inst->journal) {
+            /* fall behind onto the journal, starting with the first event
+             * that did not fit: nothing before it is missing from the
+             * window */
+            fell_behind_at = st[taken]->seq;
             inst->live = 0;
-            inst->skipped_upto = ev->seq;
-            inst->catchup_from = ev->seq;
+            inst->skipped_upto = st[n - 1]->seq;
+            inst->catchup_from = fell_behind_at;
             evb_journal_reader_destroy(&inst->reader);
             inst->wake_pending = 1;
-            pthread_mutex_unlock(&inst->lock);
-            atomic_fetch_add(&inst->n_overflow, 1);
-            evb_log_limited(&inst->rl_overflow, EVBUS_LOG_INFO, inst->name,
-                            "%llu events in memory (queue_size): reading "
-                            "the journal from seq %llu until it catches up",
-                            (unsigned long long)inst->cap,
-                            (unsigned long long)ev->seq);
-            return;
+            taken = n;
         }
-        pthread_mutex_unlock(&inst->lock);
+        if (inst->live)
+            s_seen(inst);
+    }
+    pthread_mutex_unlock(&inst->lock);
+    if (fell_behind_at) {
         atomic_fetch_add(&inst->n_overflow, 1);
-        atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
-        evb_log_limited(&inst->rl_overflow, EVBUS_LOG_WARN, inst->name,
-                        "queue full (%d events held): event %s goes to the "
-                        "dead-letter file",
-                        inst->conf->queue_size, ev->id);
+        evb_log_limited(&inst->rl_overflow, EVBUS_LOG_INFO, inst->name,
+                        "%llu events in memory (queue_size): reading the "
+                        "journal from seq %llu until it catches up",
+                        (unsigned long long)inst->cap,
+                        (unsigned long long)fell_behind_at);
+    }
+    if (taken < n) { /* no journal to fall back on: dead-lettered */
         char why[128];
         snprintf(why, sizeof why, "queue full (queue_size %d)",
                  inst->conf->queue_size);
-        s_dead_event(inst, ev, 0, why);
-        return;
+        atomic_fetch_add(&inst->n_overflow, n - taken);
+        evb_log_limited(&inst->rl_overflow, EVBUS_LOG_WARN, inst->name,
+                        "queue full (%d events held): %zu events go to the "
+                        "dead-letter file, the first %s",
+                        inst->conf->queue_size, n - taken, st[taken]->id);
+        for (size_t i = taken; i < n; i++)
+            s_refuse(inst, st[i], why);
     }
-    s_window_push(inst, ev);
-    pthread_mutex_unlock(&inst->lock);
+    for (size_t i = 0; i < n; i++)
+        evb_event_release(st[i]);
 }
 
 void evb_instance_request_reopen(evb_instance_t *inst)
@@ -863,6 +907,8 @@ void evb_instance_disable(evb_instance_t *inst, const char *reason)
 
 void evb_instance_begin_drain(evb_instance_t *inst, int64_t deadline_mono_ms)
 {
+    if (inst->n_stage) /* whatever ingest staged last */
+        evb_instance_flush(inst);
     pthread_mutex_lock(&inst->lock);
     inst->stopping = 1;
     inst->deadline_mono = deadline_mono_ms;
@@ -945,6 +991,9 @@ void evb_instance_destroy(evb_instance_t **self)
     evb_instance_t *inst = *self;
     if (inst->n_threads || inst->initialized)
         evb_instance_stop(inst, evb_mono_ms());
+    for (size_t i = 0; i < inst->n_stage; i++) /* never started */
+        evb_event_release(inst->stage[i]);
+    inst->n_stage = 0;
     for (uint64_t n = inst->next; inst->slots && n < inst->tail; n++)
         evb_event_release(s_slot(inst, n)->ev);
     while (inst->heap_count) {

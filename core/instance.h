@@ -29,6 +29,8 @@
 #ifndef EVB_INSTANCE_H
 #define EVB_INSTANCE_H
 
+#define EVB_STAGE 256 /* events ingest stages per instance between flushes */
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -133,6 +135,13 @@ struct evbus_instance {
     uint64_t saved_cursor;
     int64_t last_save_mono;
 
+    /* ingest's staging area (main thread only, no lock): events pushed
+     * during an ingest batch, handed over under one lock round trip by
+     * evb_instance_flush (one lock per event contended with the worker) */
+    evb_event_t *stage[EVB_STAGE];
+    size_t n_stage;
+    uint64_t stage_seen; /* newest seq ingest routed, staged or passed */
+
     atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_dead,
         n_overflow, n_lost;
     evb_ratelimit_t rl_retry, rl_dead, rl_overflow;
@@ -159,18 +168,23 @@ int evb_instance_start(evb_instance_t *inst);
 /* Hand an event over (takes its own reference; ev->seq set). Never blocks
  * on the destination. Main thread. */
 void evb_instance_enqueue(evb_instance_t *inst, evb_event_t *ev);
-/* The same in two steps, for ingest batches: push queues the event without
- * waking the worker; kick wakes it if anything was pushed since — with
- * force, or once enough is queued to be worth a wake-up. Ingest kicks
- * after every batch and forces when it runs out of input, so a worker is
- * woken once per few hundred events under load, and at once when idle. */
+/* The same in steps, for ingest batches. push stages the event (no lock;
+ * a full stage is flushed); flush hands the staged events to the window
+ * under one lock (or, when the instance is behind, notes that it must
+ * read them from the journal); kick wakes the worker if anything was
+ * handed over since — with force, or once enough is queued to be worth a
+ * wake-up. Ingest flushes and kicks after every batch and forces when it
+ * runs out of input, so a worker is woken once per few hundred events
+ * under load, and at once when idle. A flush must come before the journal
+ * flush that makes the staged events readable (router.c). */
 void evb_instance_push(evb_instance_t *inst, evb_event_t *ev);
+void evb_instance_flush(evb_instance_t *inst);
 void evb_instance_kick(evb_instance_t *inst, int force);
 /* Ingest routed seq elsewhere (the instance does not subscribe to it):
- * lets the cursor move past it. Main thread, lock-free. */
+ * lets the cursor move past it once flushed. Main thread, no lock. */
 static inline void evb_instance_pass(evb_instance_t *inst, uint64_t seq)
 {
-    atomic_store_explicit(&inst->seen_seq, seq, memory_order_relaxed);
+    inst->stage_seen = seq;
 }
 
 /* SIGHUP: the plugin's reopen() runs on a worker between deliveries. */

@@ -93,6 +93,11 @@ int evb_router_replay(evb_router_t *r, evb_instance_t *target,
 
 int evb_router_kick(evb_router_t *r, int force)
 {
+    /* hand the staged events over first: an instance that is behind must
+     * know it skipped them before the journal flush below lets its worker
+     * read them (else it could go live, then get them again) */
+    for (size_t i = 0; i < r->n_instances; i++)
+        evb_instance_flush(r->instances[i]);
     if (r->journal && r->appended) {
         r->appended = 0;
         if (evb_journal_flush(r->journal) < 0)

@@ -56,7 +56,8 @@ int evb_router_accept(evb_router_t *r, evb_event_t *ev, int acked,
 int evb_router_replay(evb_router_t *r, evb_instance_t *target,
                       evb_event_t *ev);
 
-/* End of an ingest batch: write what was journaled (one write(2)), then
+/* End of an ingest batch: hand each instance what was staged for it (one
+ * lock round trip each), write what was journaled (one write(2)), then
  * wake the workers of instances that got events: all of them with force,
  * else only those with a worthwhile batch waiting (the rest are woken when
  * ingest runs out of input: see evb_instance_kick). Returns the largest

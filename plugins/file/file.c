@@ -197,6 +197,32 @@ static int s_make_parents(const char *path, unsigned mode, char *dir,
     }
 }
 
+/* A file that does not end with a newline was cut short mid-write (the
+ * broker was killed, or the machine lost power before the data reached
+ * the disk). End that fragment with a newline, so the next line starts on
+ * a line of its own instead of gluing itself to the fragment; the event
+ * the fragment held was never reported delivered and comes again. */
+static void s_end_partial_line(s_file_t *f)
+{
+    int rfd = open(f->path, O_RDONLY | O_CLOEXEC);
+    char last = '\n';
+    if (rfd < 0)
+        return; /* not readable: nothing to check */
+    ssize_t r = pread(rfd, &last, 1, (off_t)(f->size - 1));
+    close(rfd);
+    if (r != 1 || last == '\n')
+        return;
+    if (write(f->fd, "\n", 1) == 1) {
+        f->size++;
+        f->dirty = 1;
+        f->host->log(f->inst, EVBUS_LOG_WARN,
+                     "%s ended in a partial line (a write cut short by a "
+                     "crash); it was ended with a newline, and the event it "
+                     "held is delivered again",
+                     f->path);
+    }
+}
+
 /* Open (creating) f->path as the current file. 0, or -1 with the reason
  * in f->open_error ("open PATH: ..." or "mkdir DIR: ..."). */
 static int s_open(s_file_t *f)
@@ -222,6 +248,8 @@ static int s_open(s_file_t *f)
     f->regular = S_ISREG(st.st_mode);
     f->size = f->regular ? (int64_t)st.st_size : 0;
     f->dirty = 0;
+    if (f->size > 0)
+        s_end_partial_line(f);
     return 0;
 }
 

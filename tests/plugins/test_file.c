@@ -388,6 +388,36 @@ static void test_existing_file_is_appended_to_never_truncated(void)
     fakehost_destroy(&fh);
 }
 
+static void test_a_partial_last_line_is_ended_before_appending(void)
+{
+    /* a crash cut the last write short: the next line must not be glued
+     * onto the fragment */
+    FILE *fp = fopen(s_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs("{\"whole\":1}\n{\"cut\":", fp);
+    fclose(fp);
+    fakehost_t *fh = s_started(NULL);
+    CU_ASSERT_TRUE(fakehost_log_contains(fh, "ended in a partial line"));
+    const evbus_event_t *ev = s_event(fh, 1, 10);
+    CU_ASSERT_EQUAL(fakehost_deliver(fh, ev), EVBUS_PENDING);
+    fakehost_tick(fh);
+    char *got = s_slurp(s_path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    CU_ASSERT_NSTRING_EQUAL(got, "{\"whole\":1}\n{\"cut\":\n{", 21);
+    CU_ASSERT_EQUAL(s_count_lines(got), 3);
+    free(got);
+    fakehost_destroy(&fh);
+    /* a whole file is left as it is */
+    fh = s_started(NULL);
+    CU_ASSERT_FALSE(fakehost_log_contains(fh, "partial line"));
+    got = s_slurp(s_path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    CU_ASSERT_EQUAL(s_count_lines(got), 3);
+    CU_ASSERT_EQUAL(got[strlen(got) - 1], '\n');
+    free(got);
+    fakehost_destroy(&fh);
+}
+
 /* ------------------------------------------------- delivered = written */
 
 typedef struct {
@@ -1084,6 +1114,7 @@ static CU_TestInfo s_plugin_tests[] = {
     TEST(test_entry_serves_abi_1_and_declines_other_majors),
     TEST(test_lines_are_the_event_json_plus_newline_in_order),
     TEST(test_existing_file_is_appended_to_never_truncated),
+    TEST(test_a_partial_last_line_is_ended_before_appending),
     TEST(test_pending_attempts_complete_ok_only_after_tick),
     TEST(test_64k_of_lines_are_written_without_a_tick),
     TEST(test_fsync_always_reports_ok_after_the_batch_is_written),
