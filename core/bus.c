@@ -34,13 +34,16 @@ typedef struct {
 /* Replies to acknowledged publishers wait here, in the order the requests
  * came, until the journal is durable past their event (seq 0: a refusal,
  * ready at once, but still sent in order). */
+#define REPLY_INLINE_ID 48 /* ids up to this long (UUIDs: 36) need no malloc */
+
 typedef struct s_reply {
     zmq_msg_t identity;
     int delimited;
     uint64_t seq;
-    char *id;
+    char *id;   /* inline_id, or malloc'd when longer */
     char *code; /* NULL: ACCEPTED */
     char *text;
+    char inline_id[REPLY_INLINE_ID];
 } s_reply_t;
 
 struct evb_bus {
@@ -451,8 +454,17 @@ static void s_reply_queue(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
             evb_error("out of memory queueing an ack reply for %s", id);
             return;
         }
-        for (size_t i = 0; i < bus->n_replies; i++)
-            q[i] = bus->replies[(bus->reply_head + i) % bus->cap_replies];
+        for (size_t i = 0; i < bus->n_replies; i++) {
+            s_reply_t *from =
+                &bus->replies[(bus->reply_head + i) % bus->cap_replies];
+            q[i] = *from;
+            /* a zmq_msg_t is moved, never copied; an inline id moves too */
+            zmq_msg_init(&q[i].identity);
+            zmq_msg_move(&q[i].identity, &from->identity);
+            zmq_msg_close(&from->identity);
+            if (from->id == from->inline_id)
+                q[i].id = q[i].inline_id;
+        }
         free(bus->replies);
         bus->replies = q;
         bus->cap_replies = cap;
@@ -464,7 +476,12 @@ static void s_reply_queue(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
     zmq_msg_move(&r->identity, identity);
     r->delimited = delimited;
     r->seq = seq;
-    r->id = strdup(id ? id : "");
+    if (!id)
+        id = "";
+    size_t idlen = strlen(id);
+    r->id = idlen < REPLY_INLINE_ID ? r->inline_id : malloc(idlen + 1);
+    if (r->id)
+        memcpy(r->id, id, idlen + 1);
     r->code = code ? strdup(code) : NULL;
     r->text = text ? strdup(text) : NULL;
     bus->n_replies++;
@@ -500,7 +517,8 @@ static void s_reply_send(evb_bus_t *bus, s_reply_t *r)
 static void s_reply_free(s_reply_t *r)
 {
     zmq_msg_close(&r->identity);
-    free(r->id);
+    if (r->id != r->inline_id)
+        free(r->id);
     free(r->code);
     free(r->text);
 }
@@ -629,6 +647,7 @@ static void s_end_batch(evb_bus_t *bus, int idle)
          * core is free, sched_yield returns at once. */
         sched_yield();
     size_t waiting = bus->n_replies ? s_replies_flush(bus) : 0;
+    evb_event_reclaim(); /* what workers and egress released meanwhile */
     if (bus->router->commit)
         evb_commit_wanted(bus->router->commit, (int)waiting);
 }
@@ -680,8 +699,12 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
                 }
             }
         }
-        if (i_commit >= 0 && (items[i_commit].revents & ZMQ_POLLIN))
+        if (i_commit >= 0 && (items[i_commit].revents & ZMQ_POLLIN)) {
             evb_commit_ack_notify(commit);
+            /* a sync finished: answer now, not after the next batch */
+            if (bus->n_replies)
+                s_replies_flush(bus);
+        }
         if (i_sub >= 0 && (items[i_sub].revents & ZMQ_POLLIN))
             s_serve_sub(bus);
         if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN))

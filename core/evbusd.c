@@ -403,6 +403,7 @@ int main(int argc, char **argv)
              *cfg->egress_pub ? cfg->egress_pub : "(off)", st.n_instances,
              st.n_instances == 1 ? "" : "s");
 
+    evb_event_reclaim_begin(); /* events are freed on this thread */
     int sig = evb_bus_run(bus, s_signal_pipe[0]);
     evb_info("%s: stopping ingress, draining for up to %lld ms",
              strsignal(sig), (long long)cfg->shutdown_timeout_ms);
@@ -415,6 +416,7 @@ int main(int argc, char **argv)
         evb_instance_stop(st.instances[i], deadline);
     s_log_totals(&st);
     evb_bus_destroy(&bus);
+    evb_event_reclaim_end(); /* workers and ZeroMQ's threads are gone */
 
 out_journal:
     /* instances hold journal readers: they go first */

@@ -23,6 +23,11 @@
 #include "mpack.h"
 #include "retry.h" /* evb_random */
 
+/* evb_event_reclaim_*: see event.h */
+static _Thread_local int s_reclaimer;      /* this thread reclaims */
+static atomic_int s_reclaiming;             /* some thread does */
+static _Atomic(evb_event_t *) s_returned;   /* released elsewhere */
+
 #define MAX_TOP_ATTRS 128
 #define MAX_DEPTH_LIMIT 32
 
@@ -701,6 +706,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         goto refuse;
     }
     memset(ev, 0, sizeof *ev);
+    ev->reclaim = s_reclaimer;
     atomic_init(&ev->refs, 1);
     atomic_init(&ev->json, NULL);
     atomic_init(&ev->data_json, NULL);
@@ -820,15 +826,60 @@ evb_event_t *evb_event_retain(evb_event_t *ev)
     return ev;
 }
 
+static void s_event_free(evb_event_t *ev)
+{
+    free(atomic_load(&ev->json));
+    free(atomic_load(&ev->data_json));
+    free(ev);
+}
+
 void evb_event_release(evb_event_t *ev)
 {
     if (!ev)
         return;
     if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(atomic_load(&ev->json));
-    free(atomic_load(&ev->data_json));
-    free(ev);
+    if (ev->reclaim && !s_reclaimer &&
+        atomic_load_explicit(&s_reclaiming, memory_order_relaxed)) {
+        /* push; the reclaimer only ever takes the whole list, so a plain
+         * compare-and-swap push is safe (no ABA) */
+        evb_event_t *head =
+            atomic_load_explicit(&s_returned, memory_order_relaxed);
+        do
+            ev->reclaim_next = head;
+        while (!atomic_compare_exchange_weak_explicit(
+            &s_returned, &head, ev, memory_order_release,
+            memory_order_relaxed));
+        return;
+    }
+    s_event_free(ev);
+}
+
+void evb_event_reclaim_begin(void)
+{
+    s_reclaimer = 1;
+    atomic_store(&s_reclaiming, 1);
+}
+
+size_t evb_event_reclaim(void)
+{
+    evb_event_t *ev = atomic_exchange_explicit(&s_returned, NULL,
+                                               memory_order_acquire);
+    size_t n = 0;
+    while (ev) {
+        evb_event_t *next = ev->reclaim_next;
+        s_event_free(ev);
+        ev = next;
+        n++;
+    }
+    return n;
+}
+
+void evb_event_reclaim_end(void)
+{
+    atomic_store(&s_reclaiming, 0);
+    s_reclaimer = 0;
+    evb_event_reclaim();
 }
 
 const char *evb_event_attr(const evb_event_t *ev, const char *name)

@@ -66,6 +66,8 @@ struct evbus_event {
     size_t json_len;
     _Atomic(char *) data_json; /* data as JSON, made on first use */
     size_t data_json_len;
+    int reclaim;                      /* made on the reclaiming thread */
+    struct evbus_event *reclaim_next; /* in the list it frees */
     /* the storage behind attrs and msgpack follows the struct */
 };
 
@@ -92,6 +94,19 @@ evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
 
 evb_event_t *evb_event_retain(evb_event_t *ev);
 void evb_event_release(evb_event_t *ev); /* frees at the last release */
+
+/* Freeing where the memory came from. Ingest (the main thread) allocates
+ * every event; workers, plugins and ZeroMQ's I/O thread release most of
+ * them. free() from another thread takes the allocating arena's lock,
+ * which then contends with ingest's malloc() for every event, and the
+ * main thread's malloc cache never refills. Between begin and end, an
+ * event decoded on the calling thread and released elsewhere is handed
+ * back (a lock-free list) and freed by evb_event_reclaim() on that thread,
+ * once per ingest batch. end frees what is left; call it when no other
+ * thread can still release events. */
+void evb_event_reclaim_begin(void);
+size_t evb_event_reclaim(void);
+void evb_event_reclaim_end(void);
 
 /* An attribute by name, NULL when absent. */
 const char *evb_event_attr(const evb_event_t *ev, const char *name);
