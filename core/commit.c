@@ -30,6 +30,8 @@ struct evb_commit {
     int stop;
     int paused;  /* repair in progress */
     int syncing; /* a sync is under way (outside the lock) */
+    int idle;    /* waiting with nothing written: the next write must wake
+                    it, so the sync_interval timer starts */
     atomic_uint_fast64_t syncs;
 };
 
@@ -79,7 +81,9 @@ static void *s_run(void *arg)
                 until = last_sync + c->idle_sync_ms;
         }
         if (!go) {
+            c->idle = !pending && !c->paused;
             s_timed_wait(c, until);
+            c->idle = 0;
             continue;
         }
         c->syncing = 1;
@@ -170,7 +174,8 @@ void evb_commit_wanted(evb_commit_t *c, int acks_waiting)
      * the middle of a sync (it looks again after one). Deciding from the
      * previous count instead loses wake-ups: the count the thread saw may
      * be stale, and the acks it counted answered by a sync since. */
-    if ((acks_waiting > 0 || lag >= LAG_SYNC) && !c->syncing)
+    if ((acks_waiting > 0 || lag >= LAG_SYNC || (lag > 0 && c->idle)) &&
+        !c->syncing)
         pthread_cond_signal(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }

@@ -57,9 +57,16 @@ static void s_window_push(evb_instance_t *inst, evb_event_t *ev)
 
 /* ------------------------------------------------------- the retry heap */
 
-/* Retries run by due time, and in acceptance order at the same time. */
-static int s_before(const evb_attempt_t *a, const evb_attempt_t *b)
+/* Which retry goes first. ordering = "accepted": the earliest accepted
+ * (window position), whatever the due times: it waits for its own due
+ * time and the others wait behind it, so however many rounds of retries
+ * a batch goes through, events are tried again in acceptance order.
+ * Otherwise: by due time, in acceptance order at the same time. */
+static int s_before(const evb_instance_t *inst, const evb_attempt_t *a,
+                    const evb_attempt_t *b)
 {
+    if (inst->conf->ordered)
+        return a->slot < b->slot;
     return a->due_mono < b->due_mono ||
            (a->due_mono == b->due_mono && a->slot < b->slot);
 }
@@ -77,7 +84,7 @@ static int s_heap_push(evb_instance_t *inst, evb_attempt_t *att)
     size_t i = inst->heap_count++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!s_before(att, inst->heap[parent]))
+        if (!s_before(inst, att, inst->heap[parent]))
             break;
         inst->heap[i] = inst->heap[parent];
         i = parent;
@@ -95,9 +102,9 @@ static evb_attempt_t *s_heap_pop(evb_instance_t *inst)
         size_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && s_before(inst->heap[c + 1], inst->heap[c]))
+        if (c + 1 < n && s_before(inst, inst->heap[c + 1], inst->heap[c]))
             c++;
-        if (!s_before(inst->heap[c], last))
+        if (!s_before(inst, inst->heap[c], last))
             break;
         inst->heap[i] = inst->heap[c];
         i = c;
@@ -198,13 +205,6 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
         if (v == EVB_RETRY_AGAIN) {
             int64_t due_mono = evb_mono_ms() + (due - now);
             pthread_mutex_lock(&inst->lock);
-            if (inst->conf->ordered) {
-                /* keep acceptance order: never due before an earlier
-                 * event's retry */
-                if (due_mono < inst->ordered_due)
-                    due_mono = inst->ordered_due;
-                inst->ordered_due = due_mono;
-            }
             int late = inst->stopping && due_mono > inst->deadline_mono;
             if (late && inst->journal) {
                 /* the journal keeps it: the next start tries again */

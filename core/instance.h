@@ -103,8 +103,8 @@ struct evbus_instance {
     /* the window: slots [head, next) started, [next, tail) queued */
     evb_slot_t *slots;
     uint64_t cap, head, next, tail;
-    evb_attempt_t **heap; /* retries, min-heap by (due_mono, slot) */
-    int64_t ordered_due;  /* ordering = "accepted": the latest retry due */
+    evb_attempt_t **heap; /* retries, min-heap by (due_mono, slot), or by
+                             slot alone with ordering = "accepted" */
     size_t left_in_journal; /* retries given back to the journal at stop */
     size_t heap_count, heap_cap;
     /* Changed without the lock when an attempt finishes (any thread), so

@@ -185,14 +185,22 @@ class DurabilityTest(evbtest.TestCase):
 
     def test_a_destination_that_is_down_gets_its_backlog_in_order_and_memory_stays_bounded(self):
         n = scaled(1000000, 5000)
-        # memory held in the broker is bounded by configuration, not by the
+        # The destination is the real file plugin writing to a disk that is
+        # full: its path is a symlink to /dev/full, so every write fails
+        # with ENOSPC and every delivery is retried. Recovery: the link is
+        # pointed at a real file and the broker gets SIGHUP (as after
+        # logrotate or a remount), and the plugin reopens it.
+        # Memory held in the broker is bounded by configuration, not by the
         # backlog: queue_size events in the window, dedupe_max_ids ids (about
-        # 90 bytes each), and a few MiB of journal not yet synced
-        b = self.make_broker(instances=lambda b: gate_instance(
-            b, extra='queue_size = 1000; retry = { initial_delay = "50ms"; '
-                     'max_delay = "100ms"; max_attempts = 100000; max_age = "0"; };'),
-            journal="dedupe_max_ids = 100000;")
-        open(b.path("gated.gate"), "w").close()  # the destination is down
+        # 90 bytes each), and the journal not yet synced.
+        b = self.make_broker(instances=lambda b: (
+            '{ name = "gated"; plugin = "file"; queue_size = 1000; '
+            'retry = { initial_delay = "50ms"; max_delay = "100ms"; '
+            'max_attempts = 100000; max_age = "0"; }; '
+            'options = { path = "%s/gated.link"; fsync = "never"; rotate_size = 0; }; }'
+            % b.dir), journal="dedupe_max_ids = 100000;")
+        out = b.path("gated.jsonl")
+        os.symlink("/dev/full", b.path("gated.link"))  # the disk is full
         b.start()
         base_rss = rss_kib(b.proc.pid)
         pub = b.publisher()
@@ -221,7 +229,8 @@ class DurabilityTest(evbtest.TestCase):
         inst = status["instances"][0]
         self.assertFalse(inst["live"])
         self.assertGreaterEqual(inst["backlog"], n - 1000)
-        self.assertEqual(ids_in(b.path("gated.jsonl")), [])
+        self.assertFalse(os.path.exists(out))
+        self.assertIn("No space left on device", b.log())
         # the backlog is on disk, not in memory
         print("\n  %d events queued behind a dead destination: heap in use %d MiB "
               "(%d MiB with a quarter queued), RSS %d MiB (%d at start, %d with a "
@@ -237,10 +246,12 @@ class DurabilityTest(evbtest.TestCase):
             self.assertLess(peak - base_rss, 192 * 1024)
             self.assertGreater(journal_bytes, n * 150)
         # the destination recovers: everything, in order of acceptance
-        os.unlink(b.path("gated.gate"))
-        wait_for(lambda: self._last_line_has(b.path("gated.jsonl"), last),
+        os.unlink(b.path("gated.link"))
+        os.symlink(out, b.path("gated.link"))
+        b.send_signal(signal.SIGHUP)
+        wait_for(lambda: self._last_line_has(out, last),
                  timeout=600, what="the whole backlog delivered")
-        got = ids_in(b.path("gated.jsonl"))
+        got = ids_in(out)
         self.assertEqual(got, ["o-%07d" % i for i in range(n)])
         self.assertEqual(b.stop(), 0)
         pub.close()
@@ -288,6 +299,23 @@ class DurabilityTest(evbtest.TestCase):
                 d.close()
                 wait_for(lambda: len(b.output()) >= n, what="every event in the output")
                 self.assertEqual(b.stop(), 0)
+
+    def test_fire_and_forget_events_are_synced_within_sync_interval(self):
+        # no acknowledgement asks for a sync: the timer alone must make
+        # them durable, each time a quiet journal gets new events
+        b = self.make_broker(journal='sync_interval = "200ms";').start()
+        pub = b.publisher()
+        for burst in range(3):
+            for i in range(10):
+                pub.send_multipart([b"task.completed",
+                                    envelope("task.completed", id="f%d-%d" % (burst, i))])
+            want = 10 * (burst + 1)
+            st = wait_for(lambda: self._status(b, lambda s: s["journal"]["durable_seq"] >= want),
+                          timeout=5, what="burst %d synced by the timer" % burst)
+            self.assertEqual(st["journal"]["written_seq"], want)
+            time.sleep(0.5)  # the commit thread goes idle again
+        pub.close()
+        self.assertEqual(b.stop(), 0)
 
     def test_an_idle_restart_keeps_the_cursor_and_redelivers_nothing(self):
         b = self.make_broker().start()
