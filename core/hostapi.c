@@ -13,10 +13,18 @@
 #include "log.h"
 #include "schema.h"
 
+/* A plugin's lines go through its instance's rate limit (100 per 10 s,
+ * then a count of those held back): a plugin that logs every failed
+ * attempt during a long outage must not fill the disk. */
 static void s_vlog(const evbus_instance_t *inst, int level, const char *fmt,
                    va_list ap)
 {
-    evb_logv(level, inst ? inst->name : NULL, fmt, ap);
+    if (!inst) {
+        evb_logv(level, NULL, fmt, ap);
+        return;
+    }
+    evb_log_limitedv(&((evb_instance_t *)inst)->rl_plugin, level, inst->name,
+                     fmt, ap);
 }
 
 static void s_log(const evbus_instance_t *inst, int level, const char *fmt,

@@ -638,6 +638,7 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
     inst->rl_retry = rl;
     inst->rl_dead = rl;
     inst->rl_overflow = rl;
+    inst->rl_plugin = rl;
 
     char setting[256];
     snprintf(setting, sizeof setting, "%s.options",

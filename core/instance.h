@@ -145,6 +145,7 @@ struct evbus_instance {
     atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_dead,
         n_overflow, n_lost;
     evb_ratelimit_t rl_retry, rl_dead, rl_overflow;
+    evb_ratelimit_t rl_plugin; /* the plugin's own log lines (host->log) */
 };
 
 /* Resolve the instance's options against its plugin's schema (errors are

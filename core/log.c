@@ -95,8 +95,8 @@ void evb_log(int level, const char *who, const char *fmt, ...)
     va_end(ap);
 }
 
-void evb_log_limited(evb_ratelimit_t *rl, int level, const char *who,
-                     const char *fmt, ...)
+void evb_log_limitedv(evb_ratelimit_t *rl, int level, const char *who,
+                      const char *fmt, va_list ap)
 {
     if (level > atomic_load(&s_level))
         return;
@@ -123,8 +123,14 @@ void evb_log_limited(evb_ratelimit_t *rl, int level, const char *who,
     if (held)
         evb_log(level, who, "(%ld similar lines suppressed in the last %lds)",
                 held, (long)(rl->window_ms / 1000));
+    evb_logv(level, who, fmt, ap);
+}
+
+void evb_log_limited(evb_ratelimit_t *rl, int level, const char *who,
+                     const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    evb_logv(level, who, fmt, ap);
+    evb_log_limitedv(rl, level, who, fmt, ap);
     va_end(ap);
 }

@@ -43,5 +43,8 @@ typedef struct evb_ratelimit {
 
 void evb_log_limited(evb_ratelimit_t *rl, int level, const char *who,
                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void evb_log_limitedv(evb_ratelimit_t *rl, int level, const char *who,
+                      const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

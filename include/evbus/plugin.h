@@ -222,7 +222,9 @@ struct evbus_host {
 
     /* -- logging (1.0) ---------------------------------------------------
      * One line on the broker's log, tagged with the instance's name (inst
-     * may be NULL in declare()). Never pass secrets. */
+     * may be NULL in declare()). Never pass secrets. Rate-limited per
+     * instance (100 lines per 10 s; then a count of the lines held back),
+     * so logging every failed attempt is safe. */
     void (*log)(const evbus_instance_t *inst, int level, const char *fmt, ...)
         EVBUS_PRINTF(3, 4);
     void (*vlog)(const evbus_instance_t *inst, int level, const char *fmt,

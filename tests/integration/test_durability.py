@@ -317,6 +317,34 @@ class DurabilityTest(evbtest.TestCase):
         pub.close()
         self.assertEqual(b.stop(), 0)
 
+    def test_a_plugin_that_logs_every_failure_is_rate_limited(self):
+        # the file plugin logs each failed write; on a full disk with a
+        # fast retry that is dozens of lines a second, for as long as the
+        # outage lasts
+        b = self.make_broker(instances=lambda b: (
+            '{ name = "full"; plugin = "file"; '
+            'retry = { initial_delay = "1ms"; max_delay = "2ms"; max_attempts = 1000000; '
+            'max_age = "0"; }; options = { path = "%s/full.link"; }; }' % b.dir))
+        os.symlink("/dev/full", b.path("full.link"))
+        b.start()
+        t0 = time.monotonic()
+        pub = b.publisher()
+        for i in range(20):
+            pub.send_multipart([b"task.completed", envelope("task.completed", id="d%d" % i)])
+        st = wait_for(lambda: self._status(b, lambda s: s["instances"][0]["retried"] >= 3000),
+                      timeout=60, what="3,000 failed attempts")
+        elapsed = time.monotonic() - t0
+        log = b.log()
+        plugin_lines = log.count("events will be retried") + log.count("event will be retried")
+        print("\n  %d failed attempts in %.1f s, %d plugin log lines"
+              % (st["instances"][0]["retried"], elapsed, plugin_lines))
+        self.assertGreater(plugin_lines, 0)
+        # at most 100 lines per 10 s per instance (plus the window the
+        # status query may have started)
+        self.assertLessEqual(plugin_lines, 100 * (1 + int(elapsed // 10) + 1))
+        pub.close()
+        self.assertEqual(b.stop(), 0)
+
     def test_an_idle_restart_keeps_the_cursor_and_redelivers_nothing(self):
         b = self.make_broker().start()
         for i in range(20):
