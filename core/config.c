@@ -816,7 +816,7 @@ static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
     ic->queue_size = 10000;
     ic->workers = 1;
     ic->max_in_flight = 0;
-    ic->ordered = 1;
+    ic->ordered = -1; /* the plugin's default (evb_instance_new) */
     ic->retry = retry;
     if (!config_setting_is_group(g)) {
         s_err(g,

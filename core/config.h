@@ -24,7 +24,9 @@ typedef struct evb_instance_conf {
     int queue_size;  /* bounded queue, events (default 10000) */
     int workers;     /* worker threads (default 1) */
     int max_in_flight; /* 0 = plugin's default */
-    int ordered;       /* ordering: 1 "accepted" (default), 0 "none" */
+    int ordered;       /* ordering: 1 "accepted", 0 "none", -1 not set:
+                          "accepted" unless the plugin is
+                          EVBUS_PLUGIN_UNORDERED */
     evb_retry_policy_t retry;
     config_setting_t *options; /* the `options` group or NULL; owned by cfg */
 } evb_instance_conf_t;

@@ -172,8 +172,8 @@ static void s_print_check(const evb_config_t *cfg, const s_state_t *st)
                inst->plugin->path);
         for (size_t k = 0; k < ic->sub.n_patterns; k++)
             printf(" %s", ic->sub.patterns[k]);
-        printf(", queue_size %d, workers %d\n", ic->queue_size,
-               inst->workers);
+        printf(", queue_size %d, workers %d, ordering %s\n", ic->queue_size,
+               inst->workers, inst->ordered ? "accepted" : "none");
         char *dump = evb_options_dump(&inst->options);
         if (dump) {
             for (char *line = strtok(dump, "\n"); line;

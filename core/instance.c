@@ -65,7 +65,7 @@ static void s_window_push(evb_instance_t *inst, evb_event_t *ev)
 static int s_before(const evb_instance_t *inst, const evb_attempt_t *a,
                     const evb_attempt_t *b)
 {
-    if (inst->conf->ordered)
+    if (inst->ordered)
         return a->slot < b->slot;
     return a->due_mono < b->due_mono ||
            (a->due_mono == b->due_mono && a->slot < b->slot);
@@ -529,7 +529,7 @@ static void *s_worker(void *arg)
             if (inst->heap_count && inst->heap[0]->due_mono <= now) {
                 att = s_heap_pop(inst);
             } else if (inst->next < inst->tail &&
-                       !(inst->conf->ordered && inst->heap_count)) {
+                       !(inst->ordered && inst->heap_count)) {
                 /* ordered: nothing new starts while a retry waits */
                 att = s_attempt_new(inst);
                 if (!att) {
@@ -583,7 +583,7 @@ static void *s_worker(void *arg)
             }
         }
         int startable = inst->next < inst->tail &&
-                        !(inst->conf->ordered && inst->heap_count);
+                        !(inst->ordered && inst->heap_count);
         if (room && (startable ||
                      (inst->heap_count && inst->heap[0]->due_mono <= now))) {
             atomic_fetch_sub(&inst->sleepers, 1);
@@ -623,6 +623,9 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
     inst->conf = conf;
     inst->name = conf->name;
     inst->plugin = plugin;
+    inst->ordered = conf->ordered >= 0
+                        ? conf->ordered
+                        : !(plugin->desc.flags & EVBUS_PLUGIN_UNORDERED);
     inst->config_file = config_file;
     pthread_mutex_init(&inst->lock, NULL);
     pthread_condattr_t ca;

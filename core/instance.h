@@ -127,6 +127,7 @@ struct evbus_instance {
     evb_journal_t *journal;
     char *cursor_path;
     int live;                 /* ingest pushes into the window */
+    int ordered;              /* ordering = "accepted" (resolved) */
     uint64_t skipped_upto;    /* newest seq ingest skipped while !live */
     uint64_t catchup_from;    /* where reading the journal starts */
     atomic_uint_fast64_t seen_seq; /* newest seq ingest routed while live */

@@ -35,7 +35,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define EVBUS_ABI_MAJOR 1
-#define EVBUS_ABI_MINOR 0
+#define EVBUS_ABI_MINOR 1
 
 #define EVBUS_ABI_MAKE(major, minor) \
     ((uint32_t)(((uint32_t)(major) << 16) | ((uint32_t)(minor) & 0xffffu)))
@@ -46,6 +46,7 @@ extern "C" {
  * entries you use; never compute it from EVBUS_ABI_MINOR, or a rebuild
  * against a newer header would claim entries the plugin never tested. */
 #define EVBUS_ABI_1_0 EVBUS_ABI_MAKE(1, 0)
+#define EVBUS_ABI_1_1 EVBUS_ABI_MAKE(1, 1)
 
 /* The one symbol a plugin exports. */
 #define EVBUS_PLUGIN_ENTRY_SYMBOL "evbus_plugin_entry"
@@ -125,8 +126,13 @@ typedef struct evbus_plugin evbus_plugin_t;
 
 /* Descriptor flags.
  *  REENTRANT  deliver() may run on several worker threads at once for one
- *             instance; without it the host runs one worker per instance. */
+ *             instance; without it the host runs one worker per instance.
+ *  UNORDERED  (1.1) the plugin's deliveries go to independent destinations
+ *             (e.g. several webhook endpoints), so one event waiting for a
+ *             retry must not hold up the others: its instances default to
+ *             `ordering = "none"` (a config that sets `ordering` wins). */
 #define EVBUS_PLUGIN_REENTRANT 0x1u
+#define EVBUS_PLUGIN_UNORDERED 0x2u
 
 /* ------------------------------------------------------------- descriptor */
 

@@ -272,6 +272,48 @@ static const evb_retry_policy_t s_fast = {5, 5, 20, 60000};
 
 /* ---------------------------------------------------------------- tests */
 
+/* ordering not set in the config: "accepted", unless the plugin says its
+ * deliveries are independent (EVBUS_PLUGIN_UNORDERED); a config that sets
+ * it wins either way. */
+static void test_ordering_defaults_from_the_plugin_flag(void)
+{
+    static const struct {
+        unsigned flags;
+        int configured, want;
+    } cases[] = {{0, -1, 1},
+                 {EVBUS_PLUGIN_UNORDERED, -1, 0},
+                 {EVBUS_PLUGIN_UNORDERED, 1, 1},
+                 {0, 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture_t fx;
+        memset(&fx, 0, sizeof fx);
+        snprintf(fx.dir, sizeof fx.dir, "/tmp/evb-inst-XXXXXX");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(fx.dir));
+        fx.plugin.ref = "scripted";
+        fx.plugin.path = "(in process)";
+        fx.plugin.desc = s_desc;
+        fx.plugin.desc.flags = cases[i].flags;
+        fx.plugin.schema = evb_schema_new("scripted");
+        CU_ASSERT_EQUAL_FATAL(
+            s_desc.declare(fx.plugin.schema, evb_host_table()), 0);
+        fx.conf.name = "ordering";
+        fx.conf.plugin = "scripted";
+        fx.conf.file = "test.conf";
+        fx.conf.line = 1;
+        fx.conf.queue_size = 10;
+        fx.conf.workers = 1;
+        fx.conf.retry = s_fast;
+        fx.conf.ordered = cases[i].configured;
+        fx.conf.sub.patterns = s_all;
+        fx.conf.sub.n_patterns = 1;
+        fx.inst = evb_instance_new(&fx.conf, &fx.plugin, "test.conf", fx.dir,
+                                   NULL, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fx.inst);
+        CU_ASSERT_EQUAL(fx.inst->ordered, cases[i].want);
+        fx_close(&fx);
+    }
+}
+
 static void test_retry_then_success_delivers_once(void)
 {
     fixture_t fx;
@@ -542,6 +584,8 @@ static void test_shutdown_completes_held_pending_attempts(void)
 }
 
 static CU_TestInfo s_tests[] = {
+    {"ordering defaults from the plugin's UNORDERED flag",
+     test_ordering_defaults_from_the_plugin_flag},
     {"retry then success delivers once",
      test_retry_then_success_delivers_once},
     {"retry-after hint delays the next attempt",
