@@ -890,6 +890,16 @@ const char *evb_event_attr(const evb_event_t *ev, const char *name)
     return NULL;
 }
 
+static const char *s_attr_of(const void *ev, const char *name)
+{
+    return evb_event_attr(ev, name);
+}
+
+int evb_sub_matches(const evb_sub_t *sub, const evb_event_t *ev)
+{
+    return evb_sub_matches_attrs(sub, ev->type, s_attr_of, ev);
+}
+
 /* ------------------------------------------------------------ rendering */
 
 /* A per-thread zone for unpacking validated envelopes. */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "topic.h"
 
 /* Why an input was refused; the code strings are part of the wire
  * protocol (docs/protocol.md) and of the metrics labels. */
@@ -110,6 +111,9 @@ void evb_event_reclaim_end(void);
 
 /* An attribute by name, NULL when absent. */
 const char *evb_event_attr(const evb_event_t *ev, const char *name);
+
+/* 1 when the event matches the subscription (topic.h). */
+int evb_sub_matches(const evb_sub_t *sub, const evb_event_t *ev);
 
 /* CloudEvents JSON (structured mode), made once and cached; thread-safe.
  * NULL only when out of memory. */

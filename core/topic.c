@@ -103,16 +103,17 @@ int evb_filter_attr_valid(const char *attr)
     return 1;
 }
 
-int evb_sub_matches(const evb_sub_t *sub, const evb_event_t *ev)
+int evb_sub_matches_attrs(const evb_sub_t *sub, const char *type,
+                          evb_attr_fn attr, const void *ctx)
 {
     int hit = 0;
     for (size_t i = 0; i < sub->n_patterns && !hit; i++)
-        hit = evb_topic_match(sub->patterns[i], ev->type);
+        hit = evb_topic_match(sub->patterns[i], type);
     if (!hit)
         return 0;
     for (size_t i = 0; i < sub->n_filters; i++) {
         const evb_filter_t *f = &sub->filters[i];
-        const char *v = evb_event_attr(ev, f->attr);
+        const char *v = attr(ctx, f->attr);
         int ok = 0;
         for (size_t j = 0; v && j < f->n_values && !ok; j++)
             ok = strcmp(v, f->values[j]) == 0;

@@ -1,6 +1,9 @@
 /* Subscriptions: topic patterns over dot-separated event types, plus
  * attribute equality filters.
  *
+ * Pure code (no event codec): in-tree plugins compile topic.c into
+ * themselves to match their own routes with the broker's semantics.
+ *
  * Patterns match segment by segment: a literal segment matches itself,
  * `*` matches exactly one segment, `**` (only as the last segment) matches
  * one or more remaining segments, and `**` alone matches every type.
@@ -10,8 +13,6 @@
 #define EVB_TOPIC_H
 
 #include <stddef.h>
-
-#include "event.h"
 
 /* 1 when type matches pattern. Both are NUL-terminated. */
 int evb_topic_match(const char *pattern, const char *type);
@@ -35,7 +36,13 @@ typedef struct evb_sub {
 /* Attribute names a filter may name. */
 int evb_filter_attr_valid(const char *attr);
 
-int evb_sub_matches(const evb_sub_t *sub, const evb_event_t *ev);
+/* The event's string attribute `name`, or NULL. */
+typedef const char *(*evb_attr_fn)(const void *ctx, const char *name);
+
+/* 1 when `type` matches a pattern and every filter holds, reading the
+ * event's attributes through attr(ctx, name). */
+int evb_sub_matches_attrs(const evb_sub_t *sub, const char *type,
+                          evb_attr_fn attr, const void *ctx);
 void evb_sub_clear(evb_sub_t *sub); /* frees the contents */
 
 #endif

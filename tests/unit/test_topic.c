@@ -5,6 +5,7 @@
 #include <msgpack.h>
 
 #include "testmain.h"
+#include "event.h" /* evb_sub_matches on events */
 #include "topic.h"
 
 static void test_literal_pattern_matches_only_itself(void)
