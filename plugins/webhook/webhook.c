@@ -1,0 +1,1316 @@
+/* The webhook plugin: POST each event to the endpoints its routes select,
+ * signed, many requests in flight at once. docs/webhooks.md is the manual.
+ *
+ * Shape. deliver() (the instance's one worker thread) picks the endpoints
+ * (route.c), renders the body once, signs it per endpoint (sign.c), queues
+ * one request per endpoint for the engine and returns PENDING. The engine
+ * is one thread per instance driving a libcurl multi handle: every request
+ * of every endpoint in flight at once, connections kept and reused per
+ * host. When the last request of an attempt finishes, the engine reports
+ * the attempt's outcome to the host:
+ *
+ *   any endpoint failed in a way worth retrying  -> RETRY (the longest
+ *                                                   Retry-After as the hint)
+ *   else any endpoint refused it for good         -> DROP (dead letter)
+ *   else                                          -> OK
+ *
+ * Endpoints that already took the event (or refused it for good) are
+ * remembered per event id, so a retry goes only to the ones that still
+ * need it (bounded memory: the oldest ids are forgotten first, which can
+ * only cause a duplicate, never a loss).
+ *
+ * Isolation. Each endpoint has its own cap on requests in flight; past it
+ * an event for that endpoint is retried later instead of queueing behind a
+ * hanging one. The plugin is EVBUS_PLUGIN_UNORDERED, so a retry waiting for
+ * one endpoint never stops new events from reaching the others.
+ *
+ * Threads: deliver (worker), the engine thread (completions), init and
+ * shutdown (main thread, worker stopped). `lock` guards the queue of new
+ * requests, the done table and the groups' counters; keys (HMAC contexts)
+ * are used by the worker only. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <evbus/plugin.h>
+
+#include "route.h"
+#include "sign.h"
+#include "whfmt.h"
+
+#ifndef EVBUS_VERSION
+#define EVBUS_VERSION "0.1.0"
+#endif
+
+#define MAX_IN_FLIGHT 1024    /* default instance max_in_flight (attempts) */
+#define DONE_MAX 100000       /* event ids remembered across retries */
+#define EXCERPT 200           /* bytes of a response body in a reason */
+#define REASON_MAX 1000       /* the host keeps 1023 bytes */
+
+/* ------------------------------------------------------------ the state */
+
+typedef struct s_body {
+    atomic_int refs;
+    size_t len;
+    char data[];
+} s_body_t;
+
+/* One attempt, fanned out to its endpoints. */
+typedef struct s_group {
+    evbus_attempt_t *att;
+    char id[260];
+    int number;           /* attempt number */
+    int pending;          /* requests not finished (under lock) */
+    int retry, permanent; /* endpoints that failed, by kind */
+    int64_t retry_after_ms;
+    size_t n_done;        /* endpoints that took it in this attempt */
+    size_t done[64];      /* ...their indexes (beyond 64: not remembered) */
+    size_t n_perm;
+    size_t perm[64];
+    char reason[REASON_MAX];
+} s_group_t;
+
+typedef struct s_req {
+    struct s_req *next;   /* in the queue; then in the running list */
+    struct s_req *prev;
+    s_group_t *grp;
+    size_t ep;            /* index into routes.eps */
+    s_body_t *body;
+    struct curl_slist *hdrs;
+    CURL *easy;
+    char *resp;           /* the response body, bounded */
+    size_t resp_len, resp_cap;
+    char retry_after[64];
+    char errbuf[CURL_ERROR_SIZE];
+    int64_t started_us;
+    int aborted;          /* shutdown */
+} s_req_t;
+
+/* Endpoints that have an event already (or refused it for good). */
+typedef struct s_done {
+    struct s_done *hnext; /* hash chain */
+    struct s_done *older, *newer;
+    uint64_t *bits;       /* ok or permanent, by endpoint index */
+    char *perm_reason;    /* why the permanent ones refused, or NULL */
+    char id[];
+} s_done_t;
+
+typedef struct s_hook {
+    evbus_instance_t *inst;
+    const evbus_host_t *host;
+    wh_routes_t routes;
+    size_t words;            /* uint64_t per endpoint bitset */
+    int64_t max_response;
+    char *ca_file;
+    int insecure;
+    char user_agent[64];
+
+    pthread_mutex_t lock;
+    s_req_t *queue, **queue_tail; /* new requests for the engine */
+    int stop;
+    s_done_t **done_hash;
+    size_t done_buckets, done_count;
+    s_done_t *done_oldest, *done_newest;
+
+    /* the engine thread's own */
+    CURLM *multi;
+    CURLSH *share;           /* DNS and TLS sessions across handles */
+    s_req_t *running;        /* requests added to the multi handle */
+    CURL **pool;             /* easy handles to reuse */
+    size_t n_pool, cap_pool;
+    pthread_t engine;
+    int engine_started;
+    size_t *select_buf;      /* worker: room for routes.n indexes */
+} s_hook_t;
+
+static int64_t s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void s_body_release(s_body_t *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+/* ----------------------------------------------------- the done table */
+
+static size_t s_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Lock held. */
+static s_done_t *s_done_find(s_hook_t *h, const char *id)
+{
+    if (!h->done_buckets)
+        return NULL;
+    for (s_done_t *d = h->done_hash[s_hash(id) % h->done_buckets]; d;
+         d = d->hnext)
+        if (strcmp(d->id, id) == 0)
+            return d;
+    return NULL;
+}
+
+/* Lock held. */
+static void s_done_remove(s_hook_t *h, s_done_t *d)
+{
+    s_done_t **p = &h->done_hash[s_hash(d->id) % h->done_buckets];
+    while (*p != d)
+        p = &(*p)->hnext;
+    *p = d->hnext;
+    if (d->older)
+        d->older->newer = d->newer;
+    else
+        h->done_oldest = d->newer;
+    if (d->newer)
+        d->newer->older = d->older;
+    else
+        h->done_newest = d->older;
+    h->done_count--;
+    free(d->bits);
+    free(d->perm_reason);
+    free(d);
+}
+
+/* Lock held. The entry for id, created when missing (NULL: no memory). */
+static s_done_t *s_done_get(s_hook_t *h, const char *id)
+{
+    s_done_t *d = s_done_find(h, id);
+    if (d)
+        return d;
+    if (!h->done_buckets) {
+        h->done_hash = calloc(4096, sizeof *h->done_hash);
+        if (!h->done_hash)
+            return NULL;
+        h->done_buckets = 4096;
+    }
+    if (h->done_count >= DONE_MAX)
+        s_done_remove(h, h->done_oldest);
+    size_t len = strlen(id);
+    d = calloc(1, sizeof *d + len + 1);
+    if (!d || !(d->bits = calloc(h->words, sizeof *d->bits))) {
+        free(d);
+        return NULL;
+    }
+    memcpy(d->id, id, len + 1);
+    size_t b = s_hash(id) % h->done_buckets;
+    d->hnext = h->done_hash[b];
+    h->done_hash[b] = d;
+    d->older = h->done_newest;
+    if (h->done_newest)
+        h->done_newest->newer = d;
+    else
+        h->done_oldest = d;
+    h->done_newest = d;
+    h->done_count++;
+    return d;
+}
+
+static int s_bit(const uint64_t *bits, size_t i)
+{
+    return (int)((bits[i / 64] >> (i % 64)) & 1);
+}
+
+static void s_set_bit(uint64_t *bits, size_t i)
+{
+    bits[i / 64] |= 1ull << (i % 64);
+}
+
+/* -------------------------------------------------------- outcomes */
+
+static void s_reason_add(s_group_t *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void s_reason_add(s_group_t *g, const char *fmt, ...)
+{
+    size_t used = strlen(g->reason);
+    if (used + 4 >= sizeof g->reason)
+        return;
+    if (used) {
+        memcpy(g->reason + used, "; ", 3);
+        used += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->reason + used, sizeof g->reason - used, fmt, ap);
+    va_end(ap);
+}
+
+/* An endpoint's result within an attempt. Lock held. */
+static void s_group_note(s_group_t *g, size_t ep, whfmt_outcome_t o,
+                         int64_t retry_after_ms)
+{
+    if (o == WHFMT_OK) {
+        if (g->n_done < sizeof g->done / sizeof g->done[0])
+            g->done[g->n_done++] = ep;
+    } else if (o == WHFMT_RETRY) {
+        g->retry++;
+        if (retry_after_ms > g->retry_after_ms)
+            g->retry_after_ms = retry_after_ms;
+    } else {
+        g->permanent++;
+        if (g->n_perm < sizeof g->perm / sizeof g->perm[0])
+            g->perm[g->n_perm++] = ep;
+    }
+}
+
+/* The attempt's outcome once every endpoint has answered; remembers who
+ * has the event for the retry. Lock held. Returns EVBUS_OK/RETRY/DROP
+ * with the reason and hint set on the attempt. */
+static int s_group_finish(s_hook_t *h, s_group_t *g)
+{
+    const evbus_host_t *host = h->host;
+    s_done_t *d = s_done_find(h, g->id);
+    if (g->retry) {
+        /* remember who has it, so the retry goes to the rest only */
+        if (g->n_done || g->n_perm) {
+            d = d ? d : s_done_get(h, g->id);
+            if (d) {
+                for (size_t i = 0; i < g->n_done; i++)
+                    s_set_bit(d->bits, g->done[i]);
+                for (size_t i = 0; i < g->n_perm; i++)
+                    s_set_bit(d->bits, g->perm[i]);
+                if (g->n_perm && !d->perm_reason)
+                    d->perm_reason = strdup(g->reason);
+            }
+        }
+        host->attempt_reason(g->att, "%s", g->reason);
+        if (g->retry_after_ms > 0)
+            host->attempt_retry_after(g->att, g->retry_after_ms);
+        return EVBUS_RETRY;
+    }
+    int rc = EVBUS_OK;
+    if (g->permanent || (d && d->perm_reason)) {
+        /* a refusal from an earlier attempt counts too */
+        if (!g->permanent && d && d->perm_reason)
+            host->attempt_reason(g->att, "%s", d->perm_reason);
+        else if (d && d->perm_reason)
+            host->attempt_reason(g->att, "%s; earlier: %s", g->reason,
+                                 d->perm_reason);
+        else
+            host->attempt_reason(g->att, "%s", g->reason);
+        rc = EVBUS_DROP;
+    }
+    if (d)
+        s_done_remove(h, d); /* final: nothing more to remember */
+    return rc;
+}
+
+/* --------------------------------------------------------- the engine */
+
+static size_t s_on_body(char *data, size_t size, size_t n, void *userdata)
+{
+    s_req_t *r = userdata;
+    size_t len = size * n;
+    size_t want = r->resp_len + len;
+    size_t max = (size_t)r->resp_cap; /* bounded: the rest is read, dropped */
+    if (r->resp_len < max) {
+        size_t take = want > max ? max - r->resp_len : len;
+        memcpy(r->resp + r->resp_len, data, take);
+        r->resp_len += take;
+    }
+    return len;
+}
+
+static size_t s_on_header(char *data, size_t size, size_t n, void *userdata)
+{
+    s_req_t *r = userdata;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
+        size_t v = 12;
+        while (v < len && (data[v] == ' ' || data[v] == '\t'))
+            v++;
+        size_t end = len;
+        while (end > v && (data[end - 1] == '\r' || data[end - 1] == '\n' ||
+                           data[end - 1] == ' '))
+            end--;
+        size_t m = end - v < sizeof r->retry_after - 1
+                       ? end - v
+                       : sizeof r->retry_after - 1;
+        memcpy(r->retry_after, data + v, m);
+        r->retry_after[m] = '\0';
+    }
+    return len;
+}
+
+static void s_req_free(s_req_t *r)
+{
+    if (!r)
+        return;
+    curl_slist_free_all(r->hdrs);
+    s_body_release(r->body);
+    free(r->resp);
+    free(r);
+}
+
+/* A request is over: log it, note it in its group, and complete the
+ * attempt when it was the group's last. Engine thread. */
+static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
+{
+    const evbus_host_t *host = h->host;
+    wh_endpoint_t *ep = &h->routes.eps[r->ep];
+    s_group_t *g = r->grp;
+    long status = 0;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    int64_t ms = (s_mono_us() - r->started_us) / 1000;
+    whfmt_outcome_t o = whfmt_classify(cc == CURLE_OK, status);
+    int64_t hint = 0;
+    char what[600];
+    if (r->aborted) {
+        o = WHFMT_RETRY;
+        snprintf(what, sizeof what, "cancelled: evbusd is stopping");
+    } else if (cc != CURLE_OK) {
+        snprintf(what, sizeof what, "%s",
+                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+    } else {
+        char excerpt[EXCERPT + 8];
+        whfmt_excerpt(r->resp ? r->resp : "", r->resp_len, EXCERPT, excerpt,
+                      sizeof excerpt);
+        if (o == WHFMT_RETRY && r->retry_after[0]) {
+            int64_t now = host->now_ms();
+            hint = whfmt_retry_after_ms(r->retry_after, now);
+            if (hint < 0)
+                hint = 0;
+        }
+        if (o == WHFMT_OK)
+            snprintf(what, sizeof what, "HTTP %ld", status);
+        else if (hint > 0)
+            snprintf(what, sizeof what, "HTTP %ld (Retry-After %s): %s",
+                     status, r->retry_after, excerpt);
+        else
+            snprintf(what, sizeof what, "HTTP %ld: %s", status, excerpt);
+    }
+    /* one line per request; successes only at debug (a line per delivery
+     * would drown the log at info) */
+    host->log(h->inst, o == WHFMT_OK ? EVBUS_LOG_DEBUG : EVBUS_LOG_WARN,
+              "POST %s event %s attempt %d: %s, %lld ms", ep->label, g->id,
+              g->number, what, (long long)ms);
+    if (o == WHFMT_GONE && !atomic_exchange(&ep->gone, 1)) {
+        snprintf(ep->gone_reason, sizeof ep->gone_reason,
+                 "endpoint %s answered 410 Gone", ep->label);
+        host->log(h->inst, EVBUS_LOG_ERROR,
+                  "endpoint %s (%s) answered 410 Gone: it is DISABLED until "
+                  "evbusd restarts with a corrected configuration; its "
+                  "events are dead-lettered meanwhile",
+                  ep->label, ep->setting);
+    }
+    atomic_fetch_sub(&ep->in_flight, 1);
+
+    pthread_mutex_lock(&h->lock);
+    if (o != WHFMT_OK)
+        s_reason_add(g, "%s: %s", ep->label, what);
+    s_group_note(g, r->ep, o, hint);
+    int last = --g->pending == 0;
+    int rc = last ? s_group_finish(h, g) : 0;
+    pthread_mutex_unlock(&h->lock);
+    if (last) {
+        host->attempt_complete(g->att, rc);
+        free(g);
+    }
+}
+
+static void s_running_unlink(s_hook_t *h, s_req_t *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->running = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+}
+
+/* Hand the request's handle back to the pool (or free it). */
+static void s_easy_put(s_hook_t *h, s_req_t *r)
+{
+    CURL *e = r->easy;
+    r->easy = NULL;
+    if (!e)
+        return;
+    if (h->n_pool == h->cap_pool) {
+        size_t cap = h->cap_pool ? h->cap_pool * 2 : 64;
+        CURL **p = cap <= 4096 ? realloc(h->pool, cap * sizeof *p) : NULL;
+        if (!p) {
+            curl_easy_cleanup(e);
+            return;
+        }
+        h->pool = p;
+        h->cap_pool = cap;
+    }
+    h->pool[h->n_pool++] = e;
+}
+
+/* Configure a handle for the request and add it. Engine thread. */
+static int s_req_start(s_hook_t *h, s_req_t *r)
+{
+    wh_endpoint_t *ep = &h->routes.eps[r->ep];
+    CURL *e;
+    if (h->n_pool) {
+        e = h->pool[--h->n_pool];
+        curl_easy_reset(e);
+    } else if (!(e = curl_easy_init())) {
+        snprintf(r->errbuf, sizeof r->errbuf, "out of memory");
+        return -1;
+    }
+    r->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, ep->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body->data);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)r->body->len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ep->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)ep->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    if (h->share)
+        curl_easy_setopt(e, CURLOPT_SHARE, h->share);
+    if (h->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+    if (h->insecure) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    r->started_us = s_mono_us();
+    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    if (mc != CURLM_OK) {
+        snprintf(r->errbuf, sizeof r->errbuf, "curl: %s",
+                 curl_multi_strerror(mc));
+        return -1;
+    }
+    r->prev = NULL;
+    r->next = h->running;
+    if (h->running)
+        h->running->prev = r;
+    h->running = r;
+    return 0;
+}
+
+/* A request left the multi handle: report it, recycle its handle. */
+static void s_req_end(s_hook_t *h, s_req_t *r, CURLcode cc)
+{
+    s_req_done(h, r, cc);
+    s_easy_put(h, r);
+    s_req_free(r);
+}
+
+static void *s_engine(void *arg)
+{
+    s_hook_t *h = arg;
+    for (;;) {
+        pthread_mutex_lock(&h->lock);
+        s_req_t *fresh = h->queue;
+        h->queue = NULL;
+        h->queue_tail = &h->queue;
+        int stop = h->stop;
+        pthread_mutex_unlock(&h->lock);
+        for (s_req_t *r = fresh, *next; r; r = next) {
+            next = r->next;
+            r->next = NULL;
+            r->aborted = stop;
+            if (stop || s_req_start(h, r) < 0)
+                s_req_end(h, r, stop ? CURLE_ABORTED_BY_CALLBACK
+                                     : CURLE_FAILED_INIT);
+        }
+        if (stop) {
+            /* evbusd is stopping and the host's drain is over: what is
+             * still in flight is cut short and retried after the restart */
+            while (h->running) {
+                s_req_t *r = h->running;
+                s_running_unlink(h, r);
+                curl_multi_remove_handle(h->multi, r->easy);
+                r->aborted = 1;
+                s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
+            }
+            break;
+        }
+        int still = 0;
+        curl_multi_perform(h->multi, &still);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(h->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            s_req_t *r = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+            CURLcode cc = msg->data.result;
+            curl_multi_remove_handle(h->multi, msg->easy_handle);
+            s_running_unlink(h, r);
+            s_req_end(h, r, cc);
+        }
+        curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static int s_add_header(struct curl_slist **list, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int s_add_header(struct curl_slist **list, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return -1;
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (!l)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+/* The headers of one request: content type, signature, the endpoint's own.
+ * The timestamp is taken per attempt. -1 when out of room or memory. */
+static int s_headers(s_hook_t *h, wh_endpoint_t *ep, const char *id,
+                     const s_body_t *body, struct curl_slist **out)
+{
+    struct curl_slist *l = NULL;
+    int64_t ts = h->host->now_ms() / 1000;
+    char sig[512];
+    int rc = 0;
+    rc |= s_add_header(&l, "Content-Type: %s",
+                       ep->data_only ? "application/json"
+                                     : "application/cloudevents+json");
+    rc |= s_add_header(&l, "User-Agent: %s", h->user_agent);
+    rc |= s_add_header(&l, "Expect:"); /* no 100-continue round trip */
+    switch (ep->scheme) {
+    case WH_SCHEME_STANDARD:
+        if (!wh_sign_standard(ep->keys, ep->n_keys, id, ts, body->data,
+                              body->len, sig, sizeof sig))
+            rc = -1;
+        rc |= s_add_header(&l, "webhook-id: %s", id);
+        rc |= s_add_header(&l, "webhook-timestamp: %lld", (long long)ts);
+        rc |= s_add_header(&l, "webhook-signature: %s", sig);
+        break;
+    case WH_SCHEME_GITHUB:
+        if (!wh_sign_github(ep->keys[0], body->data, body->len, sig,
+                            sizeof sig))
+            rc = -1;
+        rc |= s_add_header(&l, "X-Evbus-Event-Id: %s", id);
+        rc |= s_add_header(&l, "X-Hub-Signature-256: %s", sig);
+        break;
+    case WH_SCHEME_CUSTOM:
+        if (!wh_sign_custom(ep->keys, ep->n_keys, ts, body->data, body->len,
+                            sig, sizeof sig))
+            rc = -1;
+        rc |= s_add_header(&l, "X-Evbus-Event-Id: %s", id);
+        rc |= s_add_header(&l, "%s: %lld", ep->ts_header, (long long)ts);
+        rc |= s_add_header(&l, "%s: %s", ep->sig_header, sig);
+        break;
+    case WH_SCHEME_NONE:
+        rc |= s_add_header(&l, "X-Evbus-Event-Id: %s", id);
+        break;
+    }
+    for (size_t i = 0; i < ep->n_headers; i++)
+        rc |= s_add_header(&l, "%s", ep->headers[i]);
+    if (rc) {
+        curl_slist_free_all(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+static s_req_t *s_req_new(s_hook_t *h, s_group_t *g, size_t epi,
+                          s_body_t *body)
+{
+    wh_endpoint_t *ep = &h->routes.eps[epi];
+    s_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->grp = g;
+    r->ep = epi;
+    r->resp_cap = (size_t)h->max_response;
+    r->resp = malloc(r->resp_cap ? r->resp_cap : 1);
+    if (!r->resp || s_headers(h, ep, g->id, body, &r->hdrs) < 0) {
+        s_req_free(r);
+        return NULL;
+    }
+    atomic_fetch_add(&body->refs, 1);
+    r->body = body;
+    return r;
+}
+
+/* The event's body in the endpoint's format; NULL when out of memory. */
+static s_body_t *s_render(s_hook_t *h, const evbus_event_t *ev, int data_only)
+{
+    const evbus_host_t *host = h->host;
+    size_t len = 0;
+    const char *text = data_only ? host->event_data_json(ev, &len)
+                                 : host->event_json(ev, &len);
+    if (!text) {
+        if (!data_only)
+            return NULL;
+        text = "null"; /* an event without data */
+        len = 4;
+    }
+    s_body_t *b = malloc(sizeof *b + len + 1);
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->data, text, len);
+    b->data[len] = '\0';
+    return b;
+}
+
+static const char *s_event_attr(const void *ctx, const char *name)
+{
+    const void *const *c = ctx;
+    const evbus_host_t *host = c[0];
+    return host->event_attr(c[1], name);
+}
+
+static int s_deliver(void *userdata, const evbus_event_t *ev,
+                     evbus_attempt_t *att)
+{
+    s_hook_t *h = userdata;
+    const evbus_host_t *host = h->host;
+    const char *type = host->event_attr(ev, "type");
+    const char *id = host->event_attr(ev, "id");
+    const void *ctx[2] = {host, ev};
+    size_t n = wh_route_select(&h->routes, type ? type : "",
+                               host->event_attr(ev, "project"),
+                               host->event_attr(ev, "ticket"), s_event_attr,
+                               ctx, h->select_buf);
+    if (n == 0)
+        return EVBUS_OK; /* no endpoint wants it: nothing to deliver */
+
+    s_group_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        host->attempt_reason(att, "out of memory");
+        return EVBUS_RETRY;
+    }
+    g->att = att;
+    g->number = host->attempt_number(att);
+    snprintf(g->id, sizeof g->id, "%s", id ? id : "");
+
+    s_body_t *bodies[2] = {NULL, NULL}; /* cloudevents, data */
+    s_req_t *reqs = NULL, **tail = &reqs;
+    int queued = 0;
+    pthread_mutex_lock(&h->lock);
+    s_done_t *d = s_done_find(h, g->id);
+    /* copy what we need: the engine may change the table meanwhile */
+    uint64_t *had = NULL;
+    if (d && (had = malloc(h->words * sizeof *had)))
+        memcpy(had, d->bits, h->words * sizeof *had);
+    pthread_mutex_unlock(&h->lock);
+
+    for (size_t k = 0; k < n; k++) {
+        size_t epi = h->select_buf[k];
+        wh_endpoint_t *ep = &h->routes.eps[epi];
+        if (had && s_bit(had, epi))
+            continue; /* took it (or refused it for good) last time */
+        if (atomic_load(&ep->gone)) {
+            s_group_note(g, epi, WHFMT_PERMANENT, 0);
+            s_reason_add(g, "%s: disabled: %s", ep->label, ep->gone_reason);
+            continue;
+        }
+        if (atomic_load(&ep->in_flight) >= ep->max_in_flight) {
+            /* don't queue behind a hanging endpoint: try later */
+            s_group_note(g, epi, WHFMT_RETRY, ep->timeout_ms);
+            s_reason_add(g, "%s: %d requests in flight (max_in_flight)",
+                         ep->label, ep->max_in_flight);
+            continue;
+        }
+        s_body_t **b = &bodies[ep->data_only ? 1 : 0];
+        if (!*b)
+            *b = s_render(h, ev, ep->data_only);
+        s_req_t *r = *b ? s_req_new(h, g, epi, *b) : NULL;
+        if (!r) {
+            s_group_note(g, epi, WHFMT_RETRY, 0);
+            s_reason_add(g, "%s: out of memory preparing the request",
+                         ep->label);
+            continue;
+        }
+        atomic_fetch_add(&ep->in_flight, 1);
+        *tail = r;
+        tail = &r->next;
+        queued++;
+    }
+    free(had);
+    s_body_release(bodies[0]);
+    s_body_release(bodies[1]);
+
+    pthread_mutex_lock(&h->lock);
+    if (!queued) {
+        /* everything was decided here: finish now */
+        int rc = s_group_finish(h, g);
+        pthread_mutex_unlock(&h->lock);
+        free(g);
+        return rc;
+    }
+    g->pending = queued;
+    *h->queue_tail = reqs;
+    h->queue_tail = tail;
+    pthread_mutex_unlock(&h->lock);
+    curl_multi_wakeup(h->multi);
+    return EVBUS_PENDING;
+}
+
+/* --------------------------------------------------------- the options */
+
+/* The members of one endpoint, under "endpoints[]" and "routes[]". */
+static int s_declare_endpoint(evbus_schema_t *s, const evbus_host_t *host,
+                              const char *list, int route)
+{
+    char p[64];
+    int rc = 0;
+#define D(member, type, def, flags, text)                                      \
+    (snprintf(p, sizeof p, "%s[]%s", list, member),                            \
+     host->declare_option(s, p, type, def, flags, text))
+    rc |= D("", EVBUS_OPT_GROUP, NULL, 0, "an endpoint");
+    rc |= D(".name", EVBUS_OPT_STRING, NULL, 0,
+            "a name for logs (default: the URL without credentials)");
+    rc |= D(".url", EVBUS_OPT_STRING, NULL, EVBUS_OPT_REQUIRED,
+            "http:// or https:// URL to POST to");
+    rc |= D(".topics", EVBUS_OPT_LIST, NULL, 0,
+            "event type patterns this endpoint gets");
+    rc |= D(".topics[]", EVBUS_OPT_STRING, NULL, 0, NULL);
+    rc |= D(".filter", EVBUS_OPT_MAP, NULL, 0,
+            "attribute = value: only events where every one holds");
+    rc |= D(".headers", EVBUS_OPT_MAP, NULL, EVBUS_OPT_SECRET,
+            "extra request headers (values may hold tokens: never shown)");
+    rc |= D(".timeout", EVBUS_OPT_DURATION, NULL, 0,
+            "whole request (default: the instance's timeout)");
+    rc |= D(".connect_timeout", EVBUS_OPT_DURATION, NULL, 0,
+            "connecting (default: the instance's connect_timeout)");
+    rc |= D(".secret", EVBUS_OPT_STRING, NULL, EVBUS_OPT_SECRET,
+            "signing secret; use ${ENV_VAR}");
+    rc |= D(".secrets", EVBUS_OPT_LIST, NULL, EVBUS_OPT_SECRET,
+            "two secrets during a rotation: both signatures are sent");
+    rc |= D(".secrets[]", EVBUS_OPT_STRING, NULL, 0, NULL);
+    rc |= D(".signature", EVBUS_OPT_STRING, NULL, 0,
+            "standard | github | custom | none (default: the instance's)");
+    rc |= D(".signature_header", EVBUS_OPT_STRING, NULL, 0,
+            "custom scheme: the signature header");
+    rc |= D(".timestamp_header", EVBUS_OPT_STRING, NULL, 0,
+            "custom scheme: the timestamp header");
+    rc |= D(".format", EVBUS_OPT_STRING, NULL, 0,
+            "cloudevents | data (default: the instance's)");
+    rc |= D(".max_in_flight", EVBUS_OPT_INT, NULL, 0,
+            "requests in flight to this endpoint at most");
+    if (route) {
+        rc |= D(".project", EVBUS_OPT_STRING, NULL, 0,
+                "events of this project take this route");
+        rc |= D(".ticket", EVBUS_OPT_STRING, NULL, 0,
+                "events of this ticket take this route");
+        rc |= D(".mode", EVBUS_OPT_STRING, NULL, EVBUS_OPT_REQUIRED,
+                "add: also the less specific endpoints; replace: instead");
+    }
+#undef D
+    return rc;
+}
+
+static int s_declare(evbus_schema_t *s, const evbus_host_t *host)
+{
+    int rc = 0;
+    rc |= host->declare_option(s, "endpoints", EVBUS_OPT_LIST, NULL, 0,
+                               "the global endpoints");
+    rc |= s_declare_endpoint(s, host, "endpoints", 0);
+    rc |= host->declare_option(s, "routes", EVBUS_OPT_LIST, NULL, 0,
+                               "endpoints for one project or ticket");
+    rc |= s_declare_endpoint(s, host, "routes", 1);
+    rc |= host->declare_option(s, "format", EVBUS_OPT_STRING, "cloudevents",
+                               0,
+                               "cloudevents (the whole event, "
+                               "application/cloudevents+json) or data (the "
+                               "data alone, application/json)");
+    rc |= host->declare_option(s, "signature", EVBUS_OPT_STRING, "standard",
+                               0, "standard | github | custom | none");
+    rc |= host->declare_option(s, "signature_header", EVBUS_OPT_STRING,
+                               "X-Evbus-Signature", 0,
+                               "custom scheme: the signature header");
+    rc |= host->declare_option(s, "timestamp_header", EVBUS_OPT_STRING,
+                               "X-Evbus-Timestamp", 0,
+                               "custom scheme: the timestamp header");
+    rc |= host->declare_option(s, "timeout", EVBUS_OPT_DURATION, "10s", 0,
+                               "whole request, per endpoint unless set there");
+    rc |= host->declare_option(s, "connect_timeout", EVBUS_OPT_DURATION,
+                               "5s", 0, "connecting, per endpoint");
+    rc |= host->declare_option(s, "max_in_flight_per_endpoint",
+                               EVBUS_OPT_INT, "64", 0,
+                               "requests in flight to one endpoint at most");
+    rc |= host->declare_option(s, "max_response", EVBUS_OPT_SIZE, "64K", 0,
+                               "response body bytes kept (the rest is read "
+                               "and dropped)");
+    rc |= host->declare_option(s, "ca_file", EVBUS_OPT_STRING, NULL, 0,
+                               "CA bundle to verify servers with (default: "
+                               "the system's)");
+    rc |= host->declare_option(s, "insecure", EVBUS_OPT_BOOL, "false", 0,
+                               "do NOT verify TLS certificates (logged "
+                               "loudly)");
+    return rc;
+}
+
+/* Read endpoint `setting` ("endpoints[2]") into ep. Errors go through
+ * config_error (one per problem); returns the number of problems. */
+static int s_load_endpoint(evbus_instance_t *inst, const evbus_host_t *host,
+                           const char *setting, int route, wh_endpoint_t *ep)
+{
+    char p[256], why[256];
+    int errors = 0;
+#define PATH(member) (snprintf(p, sizeof p, "%s.%s", setting, member), p)
+    ep->setting = strdup(setting);
+    const char *url = host->config_string(inst, PATH("url"));
+    if (!url || whfmt_url_check(url, why, sizeof why) < 0) {
+        errors++;
+        host->config_error(inst, PATH("url"), "%s",
+                           url ? why : "an endpoint needs a url");
+    }
+    ep->url = strdup(url ? url : "");
+    const char *name = host->config_string(inst, PATH("name"));
+    if (name) {
+        ep->label = strdup(name);
+    } else {
+        char label[512];
+        whfmt_url_label(ep->url, label, sizeof label);
+        ep->label = strdup(label);
+    }
+
+    /* topics and filters */
+    int nt = host->config_count(inst, PATH("topics"));
+    ep->sub.patterns = calloc(nt > 0 ? (size_t)nt : 1, sizeof(char *));
+    for (int i = 0; i < nt; i++) {
+        char tp[300];
+        snprintf(tp, sizeof tp, "%s.topics[%d]", setting, i);
+        const char *t = host->config_string(inst, tp);
+        char err[200];
+        if (!t || evb_topic_pattern_check(t, err, sizeof err) < 0) {
+            errors++;
+            host->config_error(inst, tp, "%s", t ? err : "not a string");
+            continue;
+        }
+        ep->sub.patterns[ep->sub.n_patterns++] = strdup(t);
+    }
+    if (nt == 0) { /* the default, ["**"] */
+        ep->sub.patterns[0] = strdup("**");
+        ep->sub.n_patterns = 1;
+    }
+    int nf = host->config_count(inst, PATH("filter"));
+    if (nf > 0)
+        ep->sub.filters = calloc((size_t)nf, sizeof *ep->sub.filters);
+    for (int i = 0; i < nf && ep->sub.filters; i++) {
+        char fp[300];
+        const char *attr = host->config_key(inst, PATH("filter"), i);
+        snprintf(fp, sizeof fp, "%s.filter.%s", setting, attr ? attr : "");
+        if (!attr || !evb_filter_attr_valid(attr)) {
+            errors++;
+            host->config_error(inst, fp,
+                               "not an event attribute name (lower-case "
+                               "letters and digits, not data)");
+            continue;
+        }
+        evb_filter_t *f = &ep->sub.filters[ep->sub.n_filters++];
+        f->attr = strdup(attr);
+        f->values = calloc(1, sizeof *f->values);
+        const char *v = host->config_string(inst, fp);
+        if (f->values) {
+            f->values[0] = strdup(v ? v : "");
+            f->n_values = 1;
+        }
+    }
+
+    /* format and signature */
+    const char *format = host->config_string(inst, PATH("format"));
+    if (!format)
+        format = host->config_string(inst, "format");
+    if (strcmp(format, "cloudevents") == 0 || strcmp(format, "data") == 0) {
+        ep->data_only = strcmp(format, "data") == 0;
+    } else {
+        errors++;
+        host->config_error(inst,
+                           host->config_has(inst, PATH("format"))
+                               ? PATH("format")
+                               : "format",
+                           "expected \"cloudevents\" or \"data\"");
+    }
+    const char *scheme = host->config_string(inst, PATH("signature"));
+    int scheme_here = scheme != NULL;
+    if (!scheme)
+        scheme = host->config_string(inst, "signature");
+    int scheme_ok = wh_scheme_parse(scheme, &ep->scheme) == 0;
+    if (!scheme_ok) {
+        errors++;
+        host->config_error(inst, scheme_here ? PATH("signature") : "signature",
+                           "expected \"standard\", \"github\", \"custom\" or "
+                           "\"none\"");
+    }
+    const char *sh = host->config_string(inst, PATH("signature_header"));
+    const char *th = host->config_string(inst, PATH("timestamp_header"));
+    ep->sig_header =
+        strdup(sh ? sh : host->config_string(inst, "signature_header"));
+    ep->ts_header =
+        strdup(th ? th : host->config_string(inst, "timestamp_header"));
+
+    /* secrets: `secret`, or `secrets` (two during a rotation) */
+    const char *secrets[WH_MAX_KEYS + 1];
+    size_t n_secrets = 0;
+    const char *one = host->config_string(inst, PATH("secret"));
+    int many = host->config_count(inst, PATH("secrets"));
+    if (one && many > 0) {
+        errors++;
+        host->config_error(inst, PATH("secrets"),
+                           "set either secret or secrets, not both");
+    } else if (one) {
+        secrets[n_secrets++] = one;
+    } else if (many > WH_MAX_KEYS) {
+        errors++;
+        host->config_error(inst, PATH("secrets"),
+                           "at most %d secrets (the current one and the "
+                           "previous one, during a rotation)",
+                           WH_MAX_KEYS);
+    } else {
+        for (int i = 0; i < many; i++) {
+            char sp[300];
+            snprintf(sp, sizeof sp, "%s.secrets[%d]", setting, i);
+            secrets[n_secrets++] = host->config_string(inst, sp);
+        }
+    }
+    if (scheme_ok && ep->scheme != WH_SCHEME_NONE && n_secrets == 0) {
+        errors++;
+        host->config_error(inst, PATH("secret"),
+                           "signature \"%s\" needs a secret (secret = "
+                           "\"${ENV_VAR}\"), or set signature = \"none\"",
+                           scheme);
+    }
+    if (ep->scheme == WH_SCHEME_GITHUB && n_secrets > 1) {
+        errors++;
+        host->config_error(inst, PATH("secrets"),
+                           "GitHub-style signatures carry one signature: one "
+                           "secret only");
+    }
+    for (size_t i = 0; ep->scheme != WH_SCHEME_NONE && i < n_secrets; i++) {
+        char err[256];
+        wh_key_t *k = secrets[i] ? wh_key_new(ep->scheme, secrets[i], err,
+                                              sizeof err)
+                                 : NULL;
+        if (!k) {
+            errors++;
+            host->config_error(inst, one ? PATH("secret") : PATH("secrets"),
+                               "%s", secrets[i] ? err : "not a string");
+            continue;
+        }
+        ep->keys[ep->n_keys++] = k;
+    }
+
+    /* headers; the signature's own are not the user's to set */
+    int nh = host->config_count(inst, PATH("headers"));
+    if (nh > 0)
+        ep->headers = calloc((size_t)nh, sizeof *ep->headers);
+    for (int i = 0; i < nh && ep->headers; i++) {
+        const char *k = host->config_key(inst, PATH("headers"), i);
+        char hp[300];
+        snprintf(hp, sizeof hp, "%s.headers.%s", setting, k ? k : "");
+        static const char *const reserved[] = {
+            "webhook-id",         "webhook-timestamp", "webhook-signature",
+            "x-hub-signature-256", "content-length",   "host",
+            "x-evbus-event-id"};
+        int bad = !k || !*k || strpbrk(k, ": \t\r\n") != NULL;
+        for (size_t j = 0; !bad && j < sizeof reserved / sizeof *reserved; j++)
+            bad = strcasecmp(k, reserved[j]) == 0;
+        if (!bad && ep->scheme == WH_SCHEME_CUSTOM)
+            bad = strcasecmp(k, ep->sig_header) == 0 ||
+                  strcasecmp(k, ep->ts_header) == 0;
+        if (bad) {
+            errors++;
+            host->config_error(inst, hp,
+                               "not a header this endpoint may set (the "
+                               "signature, id, Host and Content-Length "
+                               "headers are evbus's)");
+            continue;
+        }
+        const char *v = host->config_string(inst, hp);
+        if (v && strpbrk(v, "\r\n")) {
+            errors++;
+            host->config_error(inst, hp, "a header value cannot hold a "
+                                         "line break");
+            continue;
+        }
+        size_t len = strlen(k) + strlen(v ? v : "") + 3;
+        char *line = malloc(len);
+        if (line) {
+            snprintf(line, len, "%s: %s", k, v ? v : "");
+            ep->headers[ep->n_headers++] = line;
+        }
+    }
+
+    /* limits */
+    ep->timeout_ms = host->config_has(inst, PATH("timeout"))
+                         ? host->config_int(inst, PATH("timeout"))
+                         : host->config_int(inst, "timeout");
+    ep->connect_timeout_ms =
+        host->config_has(inst, PATH("connect_timeout"))
+            ? host->config_int(inst, PATH("connect_timeout"))
+            : host->config_int(inst, "connect_timeout");
+    if (ep->timeout_ms < 1 || ep->connect_timeout_ms < 1) {
+        errors++;
+        host->config_error(inst, setting, "timeouts must be at least 1ms");
+    }
+    int64_t mif = host->config_has(inst, PATH("max_in_flight"))
+                      ? host->config_int(inst, PATH("max_in_flight"))
+                      : host->config_int(inst, "max_in_flight_per_endpoint");
+    if (mif < 1 || mif > 100000) {
+        errors++;
+        host->config_error(inst,
+                           host->config_has(inst, PATH("max_in_flight"))
+                               ? PATH("max_in_flight")
+                               : "max_in_flight_per_endpoint",
+                           "expected 1 to 100000");
+    }
+    ep->max_in_flight = (int)mif;
+
+    /* route selector and mode */
+    if (route) {
+        const char *project = host->config_string(inst, PATH("project"));
+        const char *ticket = host->config_string(inst, PATH("ticket"));
+        const char *mode = host->config_string(inst, PATH("mode"));
+        if (!project && !ticket) {
+            errors++;
+            host->config_error(inst, setting,
+                               "a route needs a project, a ticket or both");
+        }
+        ep->project = project ? strdup(project) : NULL;
+        ep->ticket = ticket ? strdup(ticket) : NULL;
+        if (!mode || (strcmp(mode, "add") && strcmp(mode, "replace"))) {
+            errors++;
+            host->config_error(inst, PATH("mode"),
+                               "expected \"add\" (with the less specific "
+                               "endpoints) or \"replace\" (instead of them)");
+        }
+        ep->replace = mode && strcmp(mode, "replace") == 0;
+    }
+#undef PATH
+    return errors;
+}
+
+static void s_routes_clear(wh_routes_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        wh_endpoint_clear(&r->eps[i]);
+    free(r->eps);
+    r->eps = NULL;
+    r->n = 0;
+}
+
+/* Every endpoint and route, checked. 0, or -1 after reporting each
+ * problem. */
+static int s_load(evbus_instance_t *inst, const evbus_host_t *host,
+                  wh_routes_t *r)
+{
+    int ne = host->config_count(inst, "endpoints");
+    int nr = host->config_count(inst, "routes");
+    ne = ne > 0 ? ne : 0;
+    nr = nr > 0 ? nr : 0;
+    memset(r, 0, sizeof *r);
+    if (ne + nr == 0)
+        return host->config_error(inst, "endpoints",
+                                  "no endpoints: set endpoints (and/or "
+                                  "routes)");
+    r->eps = calloc((size_t)(ne + nr), sizeof *r->eps);
+    if (!r->eps)
+        return host->config_error(inst, "endpoints", "out of memory");
+    int errors = 0;
+    for (int i = 0; i < ne + nr; i++) {
+        char setting[64];
+        snprintf(setting, sizeof setting, "%s[%d]",
+                 i < ne ? "endpoints" : "routes", i < ne ? i : i - ne);
+        errors += s_load_endpoint(inst, host, setting, i >= ne,
+                                  &r->eps[r->n++]);
+    }
+    const char *bad;
+    char why[512];
+    if (wh_routes_check(r, &bad, why, sizeof why) < 0) {
+        char p[80];
+        snprintf(p, sizeof p, "%s.mode", bad);
+        host->config_error(inst, p, "%s", why);
+        errors++;
+    }
+    if (errors) {
+        s_routes_clear(r);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_validate(evbus_instance_t *inst, const evbus_host_t *host)
+{
+    wh_routes_t r;
+    if (s_load(inst, host, &r) < 0)
+        return -1;
+    s_routes_clear(&r);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void s_hook_free(s_hook_t *h)
+{
+    if (!h)
+        return;
+    while (h->done_oldest)
+        s_done_remove(h, h->done_oldest);
+    free(h->done_hash);
+    for (size_t i = 0; i < h->n_pool; i++)
+        curl_easy_cleanup(h->pool[i]);
+    free(h->pool);
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    if (h->share)
+        curl_share_cleanup(h->share);
+    s_routes_clear(&h->routes);
+    free(h->ca_file);
+    free(h->select_buf);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
+                  void **userdata)
+{
+    s_hook_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        host->log(inst, EVBUS_LOG_ERROR, "out of memory");
+        return -1;
+    }
+    h->inst = inst;
+    h->host = host;
+    pthread_mutex_init(&h->lock, NULL);
+    h->queue_tail = &h->queue;
+    snprintf(h->user_agent, sizeof h->user_agent, "evbus/%s", EVBUS_VERSION);
+    if (s_load(inst, host, &h->routes) < 0) {
+        host->log(inst, EVBUS_LOG_ERROR,
+                  "invalid options (evbusd --check-config says which)");
+        s_hook_free(h);
+        return -1;
+    }
+    h->words = (h->routes.n + 63) / 64;
+    h->max_response = host->config_int(inst, "max_response");
+    const char *ca = host->config_string(inst, "ca_file");
+    h->ca_file = ca ? strdup(ca) : NULL;
+    h->insecure = (int)host->config_int(inst, "insecure");
+    h->select_buf = calloc(h->routes.n, sizeof *h->select_buf);
+    h->multi = curl_multi_init();
+    if (!h->select_buf || !h->multi) {
+        host->log(inst, EVBUS_LOG_ERROR, "out of memory");
+        s_hook_free(h);
+        return -1;
+    }
+    /* keep connections: one per request in flight, per host */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    /* TLS sessions and DNS answers shared by every handle (one thread:
+     * no locking needed) */
+    h->share = curl_share_init();
+    if (h->share) {
+        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(h->share, CURLSHOPT_SHARE,
+                          CURL_LOCK_DATA_SSL_SESSION);
+    }
+    int err = pthread_create(&h->engine, NULL, s_engine, h);
+    if (err) {
+        host->log(inst, EVBUS_LOG_ERROR, "cannot start the HTTP thread: %s",
+                  strerror(err));
+        s_hook_free(h);
+        return -1;
+    }
+    h->engine_started = 1;
+    if (h->insecure)
+        host->log(inst, EVBUS_LOG_WARN,
+                  "insecure = true: TLS certificates are NOT verified; "
+                  "anyone on the path can read and change these webhooks");
+    size_t routes = 0;
+    for (size_t i = 0; i < h->routes.n; i++)
+        routes += h->routes.eps[i].project || h->routes.eps[i].ticket;
+    host->log(inst, EVBUS_LOG_INFO, "%zu endpoint%s, %zu route%s",
+              h->routes.n - routes, h->routes.n - routes == 1 ? "" : "s",
+              routes, routes == 1 ? "" : "s");
+    for (size_t i = 0; i < h->routes.n; i++) {
+        wh_endpoint_t *ep = &h->routes.eps[i];
+        static const char *const schemes[] = {"none", "standard", "github",
+                                              "custom"};
+        host->log(inst, EVBUS_LOG_INFO,
+                  "  %s: %s%s%s%s%s, signature %s (%zu secret%s), timeout "
+                  "%lld ms, max_in_flight %d",
+                  ep->setting, ep->label, ep->project ? ", project " : "",
+                  ep->project ? ep->project : "",
+                  ep->ticket ? ", ticket " : "",
+                  ep->ticket ? ep->ticket : "", schemes[ep->scheme],
+                  ep->n_keys, ep->n_keys == 1 ? "" : "s",
+                  (long long)ep->timeout_ms, ep->max_in_flight);
+    }
+    *userdata = h;
+    return 0;
+}
+
+static void s_shutdown(void *userdata)
+{
+    s_hook_t *h = userdata;
+    if (!h)
+        return;
+    /* the worker has stopped: cancel what is in flight (each attempt is
+     * reported RETRY, "evbusd is stopping"; the journal keeps the event) */
+    pthread_mutex_lock(&h->lock);
+    h->stop = 1;
+    pthread_mutex_unlock(&h->lock);
+    if (h->engine_started) {
+        curl_multi_wakeup(h->multi);
+        pthread_join(h->engine, NULL);
+    }
+    s_hook_free(h);
+}
+
+static const evbus_plugin_t s_plugin = {
+    .struct_size = sizeof(evbus_plugin_t),
+    .abi_version = EVBUS_ABI_1_1,
+    .flags = EVBUS_PLUGIN_UNORDERED,
+    .max_in_flight = MAX_IN_FLIGHT,
+    .tick_interval_ms = 0,
+    .reserved0 = 0,
+    .name = "webhook",
+    .version = EVBUS_VERSION,
+    .description = "POSTs events to HTTP endpoints, signed (Standard "
+                   "Webhooks, GitHub or custom), routed by project and "
+                   "ticket",
+    .declare = s_declare,
+    .validate = s_validate,
+    .init = s_init,
+    .deliver = s_deliver,
+    .tick = NULL,
+    .reopen = NULL,
+    .shutdown = s_shutdown,
+};
+
+EVBUS_EXPORT const evbus_plugin_t *evbus_plugin_entry(uint32_t host_abi)
+{
+    if (EVBUS_ABI_MAJOR_OF(host_abi) != 1 ||
+        EVBUS_ABI_MINOR_OF(host_abi) < 1)
+        return NULL;
+    return &s_plugin;
+}
