@@ -13,4 +13,14 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+# Node.js for the webhook tests' independent Standard Webhooks verifier
+# (npm's standardwebhooks). Debian's nodejs + npm, unless a Node.js with
+# npm is already installed (NodeSource's conflicts with Debian's npm).
+if ! command -v npm >/dev/null 2>&1; then
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -d "$(npm root -g 2>/dev/null)/standardwebhooks" ]; then
+    $SUDO npm install -g --no-fund --no-audit --loglevel=error \
+        standardwebhooks@1.1.1 >/dev/null
+fi
 echo "install-deps: done"

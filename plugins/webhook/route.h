@@ -47,10 +47,11 @@ typedef struct wh_endpoint {
     size_t n_headers;
     int64_t timeout_ms;
     int64_t connect_timeout_ms;
-    int max_in_flight;
+    int max_in_flight; /* requests sent at once */
+    int max_pending;   /* sent + waiting to be sent: past it, retry later */
 
     /* at run time */
-    atomic_int in_flight;
+    atomic_int pending; /* requests queued or in flight */
     atomic_int gone;      /* answered 410: disabled until a restart */
     char gone_reason[256];
 } wh_endpoint_t;

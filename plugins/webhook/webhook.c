@@ -92,6 +92,13 @@ typedef struct s_req {
     int aborted;          /* shutdown */
 } s_req_t;
 
+/* The engine's queue for one endpoint: requests wait here until fewer
+ * than max_in_flight are running. Engine thread only. */
+typedef struct s_epq {
+    s_req_t *head, *tail;
+    int running;
+} s_epq_t;
+
 /* Endpoints that have an event already (or refused it for good). */
 typedef struct s_done {
     struct s_done *hnext; /* hash chain */
@@ -122,6 +129,7 @@ typedef struct s_hook {
     CURLM *multi;
     CURLSH *share;           /* DNS and TLS sessions across handles */
     s_req_t *running;        /* requests added to the multi handle */
+    s_epq_t *epq;            /* per endpoint: waiting, running */
     CURL **pool;             /* easy handles to reuse */
     size_t n_pool, cap_pool;
     pthread_t engine;
@@ -408,7 +416,7 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
                   "events are dead-lettered meanwhile",
                   ep->label, ep->setting);
     }
-    atomic_fetch_sub(&ep->in_flight, 1);
+    atomic_fetch_sub(&ep->pending, 1);
 
     pthread_mutex_lock(&h->lock);
     if (o != WHFMT_OK)
@@ -508,12 +516,30 @@ static int s_req_start(s_hook_t *h, s_req_t *r)
     return 0;
 }
 
-/* A request left the multi handle: report it, recycle its handle. */
+/* A request is over (or never started): report it, recycle its handle. */
 static void s_req_end(s_hook_t *h, s_req_t *r, CURLcode cc)
 {
     s_req_done(h, r, cc);
     s_easy_put(h, r);
     s_req_free(r);
+}
+
+/* Start what the endpoint's concurrency allows. Engine thread. */
+static void s_pump(s_hook_t *h, size_t epi)
+{
+    s_epq_t *q = &h->epq[epi];
+    while (q->head && q->running < h->routes.eps[epi].max_in_flight) {
+        s_req_t *r = q->head;
+        q->head = r->next;
+        if (!q->head)
+            q->tail = NULL;
+        r->next = NULL;
+        if (s_req_start(h, r) < 0) {
+            s_req_end(h, r, CURLE_FAILED_INIT);
+            continue;
+        }
+        q->running++;
+    }
 }
 
 static void *s_engine(void *arg)
@@ -529,14 +555,30 @@ static void *s_engine(void *arg)
         for (s_req_t *r = fresh, *next; r; r = next) {
             next = r->next;
             r->next = NULL;
-            r->aborted = stop;
-            if (stop || s_req_start(h, r) < 0)
-                s_req_end(h, r, stop ? CURLE_ABORTED_BY_CALLBACK
-                                     : CURLE_FAILED_INIT);
+            s_epq_t *q = &h->epq[r->ep];
+            if (q->tail)
+                q->tail->next = r;
+            else
+                q->head = r;
+            q->tail = r;
+            if (!stop)
+                s_pump(h, r->ep);
         }
         if (stop) {
             /* evbusd is stopping and the host's drain is over: what is
-             * still in flight is cut short and retried after the restart */
+             * still waiting or in flight is cut short and retried after
+             * the restart (the journal keeps the event) */
+            for (size_t i = 0; i < h->routes.n; i++) {
+                s_epq_t *q = &h->epq[i];
+                while (q->head) {
+                    s_req_t *r = q->head;
+                    q->head = r->next;
+                    r->next = NULL;
+                    r->aborted = 1;
+                    s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
+                }
+                q->tail = NULL;
+            }
             while (h->running) {
                 s_req_t *r = h->running;
                 s_running_unlink(h, r);
@@ -558,7 +600,10 @@ static void *s_engine(void *arg)
             CURLcode cc = msg->data.result;
             curl_multi_remove_handle(h->multi, msg->easy_handle);
             s_running_unlink(h, r);
+            size_t epi = r->ep;
+            h->epq[epi].running--;
             s_req_end(h, r, cc);
+            s_pump(h, epi);
         }
         curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
     }
@@ -733,11 +778,14 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
             s_reason_add(g, "%s: disabled: %s", ep->label, ep->gone_reason);
             continue;
         }
-        if (atomic_load(&ep->in_flight) >= ep->max_in_flight) {
-            /* don't queue behind a hanging endpoint: try later */
+        if (atomic_load(&ep->pending) >= ep->max_pending) {
+            /* a slow endpoint must not take every attempt the instance
+             * may hold: past its share, its events wait for a retry */
             s_group_note(g, epi, WHFMT_RETRY, ep->timeout_ms);
-            s_reason_add(g, "%s: %d requests in flight (max_in_flight)",
-                         ep->label, ep->max_in_flight);
+            s_reason_add(g,
+                         "%s: %d requests already waiting or in flight "
+                         "(max_queue_per_endpoint)",
+                         ep->label, ep->max_pending);
             continue;
         }
         s_body_t **b = &bodies[ep->data_only ? 1 : 0];
@@ -750,7 +798,7 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
                          ep->label);
             continue;
         }
-        atomic_fetch_add(&ep->in_flight, 1);
+        atomic_fetch_add(&ep->pending, 1);
         *tail = r;
         tail = &r->next;
         queued++;
@@ -817,6 +865,8 @@ static int s_declare_endpoint(evbus_schema_t *s, const evbus_host_t *host,
             "cloudevents | data (default: the instance's)");
     rc |= D(".max_in_flight", EVBUS_OPT_INT, NULL, 0,
             "requests in flight to this endpoint at most");
+    rc |= D(".max_queue", EVBUS_OPT_INT, NULL, 0,
+            "requests waiting or in flight for this endpoint at most");
     if (route) {
         rc |= D(".project", EVBUS_OPT_STRING, NULL, 0,
                 "events of this project take this route");
@@ -858,6 +908,13 @@ static int s_declare(evbus_schema_t *s, const evbus_host_t *host)
     rc |= host->declare_option(s, "max_in_flight_per_endpoint",
                                EVBUS_OPT_INT, "64", 0,
                                "requests in flight to one endpoint at most");
+    rc |= host->declare_option(s, "max_queue_per_endpoint", EVBUS_OPT_INT,
+                               "512", 0,
+                               "requests waiting or in flight for one "
+                               "endpoint; past it its events are retried "
+                               "later (keep it below the instance's "
+                               "max_in_flight so a stuck endpoint leaves "
+                               "room for the others)");
     rc |= host->declare_option(s, "max_response", EVBUS_OPT_SIZE, "64K", 0,
                                "response body bytes kept (the rest is read "
                                "and dropped)");
@@ -1086,6 +1143,18 @@ static int s_load_endpoint(evbus_instance_t *inst, const evbus_host_t *host,
                            "expected 1 to 100000");
     }
     ep->max_in_flight = (int)mif;
+    int64_t mq = host->config_has(inst, PATH("max_queue"))
+                     ? host->config_int(inst, PATH("max_queue"))
+                     : host->config_int(inst, "max_queue_per_endpoint");
+    if (mq < 1 || mq > 1000000) {
+        errors++;
+        host->config_error(inst,
+                           host->config_has(inst, PATH("max_queue"))
+                               ? PATH("max_queue")
+                               : "max_queue_per_endpoint",
+                           "expected 1 to 1000000");
+    }
+    ep->max_pending = (int)(mq > mif ? mq : mif);
 
     /* route selector and mode */
     if (route) {
@@ -1188,6 +1257,7 @@ static void s_hook_free(s_hook_t *h)
     s_routes_clear(&h->routes);
     free(h->ca_file);
     free(h->select_buf);
+    free(h->epq);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -1217,8 +1287,9 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     h->ca_file = ca ? strdup(ca) : NULL;
     h->insecure = (int)host->config_int(inst, "insecure");
     h->select_buf = calloc(h->routes.n, sizeof *h->select_buf);
+    h->epq = calloc(h->routes.n, sizeof *h->epq);
     h->multi = curl_multi_init();
-    if (!h->select_buf || !h->multi) {
+    if (!h->select_buf || !h->epq || !h->multi) {
         host->log(inst, EVBUS_LOG_ERROR, "out of memory");
         s_hook_free(h);
         return -1;
@@ -1257,13 +1328,14 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
                                               "custom"};
         host->log(inst, EVBUS_LOG_INFO,
                   "  %s: %s%s%s%s%s, signature %s (%zu secret%s), timeout "
-                  "%lld ms, max_in_flight %d",
+                  "%lld ms, max_in_flight %d, max_queue %d",
                   ep->setting, ep->label, ep->project ? ", project " : "",
                   ep->project ? ep->project : "",
                   ep->ticket ? ", ticket " : "",
                   ep->ticket ? ep->ticket : "", schemes[ep->scheme],
                   ep->n_keys, ep->n_keys == 1 ? "" : "s",
-                  (long long)ep->timeout_ms, ep->max_in_flight);
+                  (long long)ep->timeout_ms, ep->max_in_flight,
+                  ep->max_pending);
     }
     *userdata = h;
     return 0;
