@@ -30,7 +30,8 @@ EVBUSD = os.path.join(BUILDDIR, "core", "evbusd")
 EVBUS_PUB = os.path.join(BUILDDIR, "tools", "evbus-pub")
 EVBUS_SUB = os.path.join(BUILDDIR, "tools", "evbus-sub")
 PLUGIN_PATH = os.environ.get(
-    "EVBUS_PLUGIN_PATH", os.path.join(BUILDDIR, "plugins", "file", ".libs")
+    "EVBUS_PLUGIN_PATH",
+    ":".join(os.path.join(BUILDDIR, "plugins", p, ".libs") for p in ("file", "webhook")),
 )
 TEST_PLUGIN_DIR = os.path.join(BUILDDIR, "tests", "abi", ".libs")
 PYTHON = os.environ.get("PYTHON3", "/usr/bin/python3")
