@@ -117,10 +117,15 @@ static evb_attempt_t *s_heap_pop(evb_instance_t *inst)
 /* ------------------------------------------------------------- outcomes */
 
 /* An attempt for the window's next queued slot. Lock held. */
+/* Lock held. */
 static evb_attempt_t *s_attempt_new(evb_instance_t *inst)
 {
-    evb_attempt_t *att = malloc(sizeof *att);
-    if (!att)
+    if (!inst->att_spare)
+        inst->att_spare = atomic_exchange(&inst->att_returned, NULL);
+    evb_attempt_t *att = inst->att_spare;
+    if (att)
+        inst->att_spare = att->free_next;
+    else if (!(att = malloc(sizeof *att)))
         return NULL;
     memset(att, 0, offsetof(evb_attempt_t, reason) + 1);
     att->inst = inst;
@@ -129,6 +134,16 @@ static evb_attempt_t *s_attempt_new(evb_instance_t *inst)
     att->ev = slot->ev; /* the slot's reference moves to the attempt */
     slot->ev = NULL;
     return att;
+}
+
+/* An attempt is over: back to the spares (any thread, no lock). The
+ * workers only ever take the whole list, so this push has no ABA. */
+static void s_attempt_free(evb_instance_t *inst, evb_attempt_t *att)
+{
+    att->free_next = atomic_load(&inst->att_returned);
+    while (!atomic_compare_exchange_weak(&inst->att_returned, &att->free_next,
+                                         att))
+        ;
 }
 
 /* Wake the workers if one is waiting (for a free in-flight slot, room in
@@ -142,6 +157,17 @@ static void s_wake_sleepers(evb_instance_t *inst)
     }
 }
 
+/* An attempt no longer counts as in flight. A worker sleeping for room
+ * (in_flight reached max_in_flight) is woken once `wake_room_at` is reached,
+ * after a refill's worth of completions rather than on each: a wake-up per
+ * completion costs a context switch per event. Stopping waits for zero. */
+static void s_in_flight_sub(evb_instance_t *inst)
+{
+    int left = atomic_fetch_sub(&inst->in_flight, 1) - 1;
+    if (left == 0 || left == inst->wake_room_at)
+        s_wake_sleepers(inst);
+}
+
 /* The attempt is over for good: mark its slot done and release what it
  * holds. Lock-free unless a worker waits. */
 static void s_finish(evb_attempt_t *att)
@@ -150,9 +176,8 @@ static void s_finish(evb_attempt_t *att)
     evb_event_t *ev = att->ev;
     atomic_store_explicit(&s_slot(inst, att->slot)->done, 1,
                           memory_order_release);
-    free(att);
-    atomic_fetch_sub(&inst->in_flight, 1);
-    s_wake_sleepers(inst);
+    s_attempt_free(inst, att);
+    s_in_flight_sub(inst);
     evb_event_release(ev);
 }
 
@@ -211,9 +236,8 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                 inst->left_in_journal++;
                 pthread_mutex_unlock(&inst->lock);
                 evb_event_release(ev);
-                free(att);
-                atomic_fetch_sub(&inst->in_flight, 1);
-                s_wake_sleepers(inst);
+                s_attempt_free(inst, att);
+                s_in_flight_sub(inst);
                 return;
             }
             if (!late) {
@@ -636,6 +660,7 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
     atomic_init(&inst->disabled, 0);
     atomic_init(&inst->in_flight, 0);
     atomic_init(&inst->sleepers, 0);
+    atomic_init(&inst->att_returned, NULL);
     atomic_init(&inst->seen_seq, 0);
     evb_ratelimit_t rl = EVB_RATELIMIT_INIT(10000, 100);
     inst->rl_retry = rl;
@@ -667,6 +692,9 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
                                                   : 1;
     if (inst->max_in_flight < inst->workers)
         inst->max_in_flight = inst->workers;
+    int refill = inst->max_in_flight / 8;
+    refill = refill < 1 ? 1 : refill > BATCH ? BATCH : refill;
+    inst->wake_room_at = inst->max_in_flight - refill;
 
     inst->cap = (uint64_t)(conf->queue_size > 0 ? conf->queue_size : 1);
     inst->slots = calloc(inst->cap, sizeof *inst->slots);
@@ -952,7 +980,7 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
             /* not done: its slot holds the cursor back, so the next start
              * delivers it again */
             evb_event_release(att->ev);
-            free(att);
+            s_attempt_free(inst, att);
             atomic_fetch_sub(&inst->in_flight, 1);
             continue;
         }
@@ -1005,6 +1033,16 @@ void evb_instance_destroy(evb_instance_t **self)
         evb_event_release(att->ev);
         free(att);
     }
+    for (int k = 0; k < 2; k++) {
+        evb_attempt_t *att = k ? atomic_exchange(&inst->att_returned, NULL)
+                               : inst->att_spare;
+        while (att) {
+            evb_attempt_t *next = att->free_next;
+            free(att);
+            att = next;
+        }
+    }
+    inst->att_spare = NULL;
     evb_journal_reader_destroy(&inst->reader);
     free(inst->slots);
     free(inst->heap);

@@ -77,6 +77,7 @@ typedef struct evb_slot {
 
 struct evbus_attempt {
     evb_instance_t *inst;
+    struct evbus_attempt *free_next; /* in the instance's spare lists */
     evb_event_t *ev;
     uint64_t slot;         /* absolute slot number */
     int number;            /* attempts started so far (1 = first) */
@@ -112,6 +113,13 @@ struct evbus_instance {
      * counts itself in `sleepers` first and is woken under the lock. */
     atomic_int in_flight;
     atomic_int sleepers;
+    /* Finished attempts come back here from whatever thread completed them
+     * and are reused by the workers (under the lock, via `att_spare`): the
+     * memory stays with the threads that allocated it, and a plugin that
+     * completes on its own thread never frees into the workers' arena. */
+    _Atomic(evb_attempt_t *) att_returned;
+    evb_attempt_t *att_spare;
+    int wake_room_at; /* in_flight at which a worker waiting for room wakes */
     int stopping;         /* 1 = drain, 2 = stop now */
     int64_t deadline_mono;
     int reopen_pending;

@@ -45,13 +45,17 @@ typedef struct wh_endpoint {
     char *ts_header;
     char **headers; /* "Name: value" lines added to every request */
     size_t n_headers;
+    size_t headers_len; /* their lengths summed, each with its NUL */
     int64_t timeout_ms;
     int64_t connect_timeout_ms;
     int max_in_flight; /* requests sent at once */
-    int max_pending;   /* sent + waiting to be sent: past it, retry later */
+    int max_pending;   /* sent + waiting: past it, while the endpoint is
+                          stalled, its events are retried later */
 
     /* at run time */
-    atomic_int pending; /* requests queued or in flight */
+    atomic_int pending;              /* requests queued or in flight */
+    _Atomic int64_t last_progress_ms; /* a request ended, or the first of a
+                                        busy spell was queued */
     atomic_int gone;      /* answered 410: disabled until a restart */
     char gone_reason[256];
 } wh_endpoint_t;

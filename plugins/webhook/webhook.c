@@ -36,7 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <evbus/plugin.h>
 
@@ -52,6 +55,8 @@
 #define DONE_MAX 100000       /* event ids remembered across retries */
 #define EXCERPT 200           /* bytes of a response body in a reason */
 #define REASON_MAX 1000       /* the host keeps 1023 bytes */
+#define STALL_MS 1000         /* no request of an endpoint ended for this
+                                 long while some wait: it is stalled */
 
 /* ------------------------------------------------------------ the state */
 
@@ -77,19 +82,25 @@ typedef struct s_group {
 } s_group_t;
 
 typedef struct s_req {
-    struct s_req *next;   /* in the queue; then in the running list */
+    struct s_req *next;   /* in the queue; then in the running list; then
+                             in `finished` */
     struct s_req *prev;
     s_group_t *grp;
+    int frees_group;      /* the group's last request: freed with it */
     size_t ep;            /* index into routes.eps */
     s_body_t *body;
-    struct curl_slist *hdrs;
+    struct curl_slist *hdrs; /* nodes and text live after the struct */
     CURL *easy;
-    char *resp;           /* the response body, bounded */
-    size_t resp_len, resp_cap;
+    char resp[EXCERPT + 1]; /* the response body's first bytes */
+    size_t resp_len;      /* ...kept in resp */
+    size_t resp_total;    /* body bytes read */
+    size_t resp_max;      /* past it the response is cut short */
+    int resp_cut;         /* it was */
     char retry_after[64];
     char errbuf[CURL_ERROR_SIZE];
     int64_t started_us;
     int aborted;          /* shutdown */
+    char room[];          /* the header list: nodes, then the lines */
 } s_req_t;
 
 /* The engine's queue for one endpoint: requests wait here until fewer
@@ -120,12 +131,20 @@ typedef struct s_hook {
 
     pthread_mutex_t lock;
     s_req_t *queue, **queue_tail; /* new requests for the engine */
+    /* requests the engine is done with, handed back to the worker to be
+     * freed there: memory goes back to the thread that allocated it, so
+     * the two threads never contend for one malloc arena */
+    _Atomic(s_req_t *) finished;
+    _Atomic size_t done_live; /* entries in the done table */
     int stop;
     s_done_t **done_hash;
     size_t done_buckets, done_count;
     s_done_t *done_oldest, *done_newest;
 
+    int wakefd;              /* eventfd: new requests, or stop */
     /* the engine thread's own */
+    int epfd;                /* epoll: wakefd and libcurl's sockets */
+    int64_t timer_due_us;    /* libcurl's timer, monotonic; -1 = none */
     CURLM *multi;
     CURLSH *share;           /* DNS and TLS sessions across handles */
     s_req_t *running;        /* requests added to the multi handle */
@@ -188,6 +207,7 @@ static void s_done_remove(s_hook_t *h, s_done_t *d)
     else
         h->done_newest = d->older;
     h->done_count--;
+    atomic_fetch_sub(&h->done_live, 1);
     free(d->bits);
     free(d->perm_reason);
     free(d);
@@ -214,6 +234,7 @@ static s_done_t *s_done_get(s_hook_t *h, const char *id)
         return NULL;
     }
     memcpy(d->id, id, len + 1);
+    atomic_fetch_add(&h->done_live, 1);
     size_t b = s_hash(id) % h->done_buckets;
     d->hnext = h->done_hash[b];
     h->done_hash[b] = d;
@@ -323,12 +344,18 @@ static size_t s_on_body(char *data, size_t size, size_t n, void *userdata)
 {
     s_req_t *r = userdata;
     size_t len = size * n;
-    size_t want = r->resp_len + len;
-    size_t max = (size_t)r->resp_cap; /* bounded: the rest is read, dropped */
-    if (r->resp_len < max) {
-        size_t take = want > max ? max - r->resp_len : len;
+    if (r->resp_len < EXCERPT) { /* the reason quotes the first bytes */
+        size_t take = EXCERPT - r->resp_len < len ? EXCERPT - r->resp_len
+                                                  : len;
         memcpy(r->resp + r->resp_len, data, take);
         r->resp_len += take;
+    }
+    r->resp_total += len;
+    if (r->resp_total > r->resp_max) {
+        /* a receiver streaming without end: stop reading (the connection
+         * is closed); the status line already decided the outcome */
+        r->resp_cut = 1;
+        return 0;
     }
     return len;
 }
@@ -354,14 +381,34 @@ static size_t s_on_header(char *data, size_t size, size_t n, void *userdata)
     return len;
 }
 
+/* Worker (or main thread once the engine has stopped). */
 static void s_req_free(s_req_t *r)
 {
     if (!r)
         return;
-    curl_slist_free_all(r->hdrs);
     s_body_release(r->body);
-    free(r->resp);
+    if (r->frees_group)
+        free(r->grp);
     free(r);
+}
+
+/* Engine: hand a finished request back (lock-free push). */
+static void s_req_finished(s_hook_t *h, s_req_t *r)
+{
+    r->next = atomic_load(&h->finished);
+    while (!atomic_compare_exchange_weak(&h->finished, &r->next, r))
+        ;
+}
+
+/* Worker: free what the engine handed back. */
+static void s_free_finished(s_hook_t *h)
+{
+    s_req_t *r = atomic_exchange(&h->finished, NULL);
+    while (r) {
+        s_req_t *next = r->next;
+        s_req_free(r);
+        r = next;
+    }
 }
 
 /* A request is over: log it, note it in its group, and complete the
@@ -372,6 +419,8 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
     wh_endpoint_t *ep = &h->routes.eps[r->ep];
     s_group_t *g = r->grp;
     long status = 0;
+    if (cc == CURLE_WRITE_ERROR && r->resp_cut)
+        cc = CURLE_OK; /* answered; we only stopped reading the body */
     if (cc == CURLE_OK)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     int64_t ms = (s_mono_us() - r->started_us) / 1000;
@@ -386,8 +435,7 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
     } else {
         char excerpt[EXCERPT + 8];
-        whfmt_excerpt(r->resp ? r->resp : "", r->resp_len, EXCERPT, excerpt,
-                      sizeof excerpt);
+        whfmt_excerpt(r->resp, r->resp_len, EXCERPT, excerpt, sizeof excerpt);
         if (o == WHFMT_RETRY && r->retry_after[0]) {
             int64_t now = host->now_ms();
             hint = whfmt_retry_after_ms(r->retry_after, now);
@@ -395,7 +443,9 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
                 hint = 0;
         }
         if (o == WHFMT_OK)
-            snprintf(what, sizeof what, "HTTP %ld", status);
+            snprintf(what, sizeof what, "HTTP %ld%s", status,
+                     r->resp_cut ? " (response body cut at max_response)"
+                                 : "");
         else if (hint > 0)
             snprintf(what, sizeof what, "HTTP %ld (Retry-After %s): %s",
                      status, r->retry_after, excerpt);
@@ -416,18 +466,27 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
                   "events are dead-lettered meanwhile",
                   ep->label, ep->setting);
     }
+    atomic_store(&ep->last_progress_ms, host->now_ms());
     atomic_fetch_sub(&ep->pending, 1);
 
-    pthread_mutex_lock(&h->lock);
+    /* the group's counters are the engine's alone once queued */
     if (o != WHFMT_OK)
         s_reason_add(g, "%s: %s", ep->label, what);
     s_group_note(g, r->ep, o, hint);
-    int last = --g->pending == 0;
-    int rc = last ? s_group_finish(h, g) : 0;
-    pthread_mutex_unlock(&h->lock);
-    if (last) {
+    if (--g->pending == 0) {
+        int rc;
+        if (!g->retry && !atomic_load(&h->done_live)) {
+            /* the common case: nothing to remember, nothing to forget */
+            rc = g->permanent ? EVBUS_DROP : EVBUS_OK;
+            if (rc == EVBUS_DROP)
+                host->attempt_reason(g->att, "%s", g->reason);
+        } else {
+            pthread_mutex_lock(&h->lock);
+            rc = s_group_finish(h, g);
+            pthread_mutex_unlock(&h->lock);
+        }
         host->attempt_complete(g->att, rc);
-        free(g);
+        r->frees_group = 1;
     }
 }
 
@@ -449,6 +508,9 @@ static void s_easy_put(s_hook_t *h, s_req_t *r)
     r->easy = NULL;
     if (!e)
         return;
+    /* nothing in the pool may point into the request once it is freed */
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     if (h->n_pool == h->cap_pool) {
         size_t cap = h->cap_pool ? h->cap_pool * 2 : 64;
         CURL **p = cap <= 4096 ? realloc(h->pool, cap * sizeof *p) : NULL;
@@ -468,17 +530,30 @@ static int s_req_start(s_hook_t *h, s_req_t *r)
     wh_endpoint_t *ep = &h->routes.eps[r->ep];
     CURL *e;
     if (h->n_pool) {
+        /* a pooled handle keeps the options common to every request (set
+         * below when it was made); only the request's own are set again */
         e = h->pool[--h->n_pool];
-        curl_easy_reset(e);
-    } else if (!(e = curl_easy_init())) {
+    } else if ((e = curl_easy_init())) {
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
+        if (h->share)
+            curl_easy_setopt(e, CURLOPT_SHARE, h->share);
+        if (h->ca_file)
+            curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+        if (h->insecure) {
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    } else {
         snprintf(r->errbuf, sizeof r->errbuf, "out of memory");
         return -1;
     }
     r->easy = e;
     curl_easy_setopt(e, CURLOPT_URL, ep->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body->data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)r->body->len);
@@ -486,21 +561,10 @@ static int s_req_start(s_hook_t *h, s_req_t *r)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ep->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)ep->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    if (h->share)
-        curl_easy_setopt(e, CURLOPT_SHARE, h->share);
-    if (h->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-    if (h->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
     r->started_us = s_mono_us();
     CURLMcode mc = curl_multi_add_handle(h->multi, e);
     if (mc != CURLM_OK) {
@@ -521,7 +585,7 @@ static void s_req_end(s_hook_t *h, s_req_t *r, CURLcode cc)
 {
     s_req_done(h, r, cc);
     s_easy_put(h, r);
-    s_req_free(r);
+    s_req_finished(h, r);
 }
 
 /* Start what the endpoint's concurrency allows. Engine thread. */
@@ -542,10 +606,126 @@ static void s_pump(s_hook_t *h, size_t epi)
     }
 }
 
+/* libcurl tells which sockets to watch and for what (engine thread). */
+static int s_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
+                       void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    s_hook_t *h = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = fd};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+}
+
+/* ...and when to call it back without socket activity (engine thread). */
+static int s_on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    s_hook_t *h = userp;
+    h->timer_due_us = timeout_ms < 0 ? -1 : s_mono_us() + timeout_ms * 1000;
+    return 0;
+}
+
+/* Report what libcurl finished and start what may start now. */
+static void s_collect(s_hook_t *h)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(h->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        s_req_t *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode cc = msg->data.result;
+        curl_multi_remove_handle(h->multi, msg->easy_handle);
+        s_running_unlink(h, r);
+        size_t epi = r->ep;
+        h->epq[epi].running--;
+        s_req_end(h, r, cc);
+        s_pump(h, epi);
+    }
+}
+
+/* Evbusd is stopping and the host's drain is over: what is still waiting
+ * or in flight is cut short and retried after the restart (the journal
+ * keeps the event). */
+static void s_abort_all(s_hook_t *h)
+{
+    for (size_t i = 0; i < h->routes.n; i++) {
+        s_epq_t *q = &h->epq[i];
+        while (q->head) {
+            s_req_t *r = q->head;
+            q->head = r->next;
+            r->next = NULL;
+            r->aborted = 1;
+            s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
+        }
+        q->tail = NULL;
+    }
+    while (h->running) {
+        s_req_t *r = h->running;
+        s_running_unlink(h, r);
+        curl_multi_remove_handle(h->multi, r->easy);
+        r->aborted = 1;
+        s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
+    }
+}
+
+/* The engine: one epoll set holding the wake-up eventfd and the sockets
+ * libcurl asks for; curl_multi_socket_action runs only the transfers whose
+ * sockets are ready (curl_multi_perform would walk, and poll, every
+ * transfer on every turn: O(requests in flight) per event). */
 static void *s_engine(void *arg)
 {
     s_hook_t *h = arg;
+    struct epoll_event evs[64];
+    int running = 0;
     for (;;) {
+        int64_t timeout = -1;
+        if (h->timer_due_us >= 0) {
+            int64_t left = h->timer_due_us - s_mono_us();
+            timeout = left <= 0 ? 0 : (left + 999) / 1000;
+        }
+        int n = epoll_wait(h->epfd, evs, 64, (int)timeout);
+        int woken = 0;
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == h->wakefd) {
+                woken = 1;
+                continue;
+            }
+            int flags = 0;
+            if (evs[i].events & (EPOLLIN | EPOLLHUP))
+                flags |= CURL_CSELECT_IN;
+            if (evs[i].events & EPOLLOUT)
+                flags |= CURL_CSELECT_OUT;
+            if (evs[i].events & EPOLLERR)
+                flags |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(h->multi, evs[i].data.fd, flags,
+                                     &running);
+        }
+        if (h->timer_due_us >= 0 && s_mono_us() >= h->timer_due_us) {
+            h->timer_due_us = -1;
+            curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0,
+                                     &running);
+        }
+        s_collect(h);
+        if (!woken)
+            continue;
+
+        uint64_t count;
+        if (read(h->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
+            h->host->log(h->inst, EVBUS_LOG_ERROR, "wake-up read: %s",
+                         strerror(errno));
         pthread_mutex_lock(&h->lock);
         s_req_t *fresh = h->queue;
         h->queue = NULL;
@@ -565,139 +745,125 @@ static void *s_engine(void *arg)
                 s_pump(h, r->ep);
         }
         if (stop) {
-            /* evbusd is stopping and the host's drain is over: what is
-             * still waiting or in flight is cut short and retried after
-             * the restart (the journal keeps the event) */
-            for (size_t i = 0; i < h->routes.n; i++) {
-                s_epq_t *q = &h->epq[i];
-                while (q->head) {
-                    s_req_t *r = q->head;
-                    q->head = r->next;
-                    r->next = NULL;
-                    r->aborted = 1;
-                    s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
-                }
-                q->tail = NULL;
-            }
-            while (h->running) {
-                s_req_t *r = h->running;
-                s_running_unlink(h, r);
-                curl_multi_remove_handle(h->multi, r->easy);
-                r->aborted = 1;
-                s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
-            }
+            s_abort_all(h);
             break;
         }
-        int still = 0;
-        curl_multi_perform(h->multi, &still);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(h->multi, &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            s_req_t *r = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-            CURLcode cc = msg->data.result;
-            curl_multi_remove_handle(h->multi, msg->easy_handle);
-            s_running_unlink(h, r);
-            size_t epi = r->ep;
-            h->epq[epi].running--;
-            s_req_end(h, r, cc);
-            s_pump(h, epi);
-        }
-        curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
     }
     return NULL;
 }
 
+/* Wake the engine (any thread). */
+static void s_wake(s_hook_t *h)
+{
+    uint64_t one = 1;
+    if (write(h->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+        h->host->log(h->inst, EVBUS_LOG_ERROR, "wake-up write: %s",
+                     strerror(errno));
+}
+
 /* ------------------------------------------------------------ requests */
 
-static int s_add_header(struct curl_slist **list, const char *fmt, ...)
+/* A request's header lines, written into the request's own allocation:
+ * curl only reads the list, so one malloc serves the request, its nodes
+ * and its text (no per-line allocations to free on another thread). */
+typedef struct s_hdrs {
+    struct curl_slist *nodes;
+    size_t n, max;
+    char *text;
+    size_t used, cap;
+    int err;
+} s_hdrs_t;
+
+static void s_hdr(s_hdrs_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static int s_add_header(struct curl_slist **list, const char *fmt, ...)
+static void s_hdr(s_hdrs_t *b, const char *fmt, ...)
 {
-    char line[1024];
+    if (b->err || b->n == b->max) {
+        b->err = 1;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    int len = vsnprintf(b->text + b->used, b->cap - b->used, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return -1;
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (!l)
-        return -1;
-    *list = l;
-    return 0;
+    if (len < 0 || (size_t)len >= b->cap - b->used) {
+        b->err = 1;
+        return;
+    }
+    struct curl_slist *node = &b->nodes[b->n];
+    node->data = b->text + b->used;
+    node->next = NULL;
+    if (b->n)
+        b->nodes[b->n - 1].next = node;
+    b->n++;
+    b->used += (size_t)len + 1;
 }
 
-/* The headers of one request: content type, signature, the endpoint's own.
- * The timestamp is taken per attempt. -1 when out of room or memory. */
-static int s_headers(s_hook_t *h, wh_endpoint_t *ep, const char *id,
-                     const s_body_t *body, struct curl_slist **out)
-{
-    struct curl_slist *l = NULL;
-    int64_t ts = h->host->now_ms() / 1000;
-    char sig[512];
-    int rc = 0;
-    rc |= s_add_header(&l, "Content-Type: %s",
-                       ep->data_only ? "application/json"
-                                     : "application/cloudevents+json");
-    rc |= s_add_header(&l, "User-Agent: %s", h->user_agent);
-    rc |= s_add_header(&l, "Expect:"); /* no 100-continue round trip */
-    switch (ep->scheme) {
-    case WH_SCHEME_STANDARD:
-        if (!wh_sign_standard(ep->keys, ep->n_keys, id, ts, body->data,
-                              body->len, sig, sizeof sig))
-            rc = -1;
-        rc |= s_add_header(&l, "webhook-id: %s", id);
-        rc |= s_add_header(&l, "webhook-timestamp: %lld", (long long)ts);
-        rc |= s_add_header(&l, "webhook-signature: %s", sig);
-        break;
-    case WH_SCHEME_GITHUB:
-        if (!wh_sign_github(ep->keys[0], body->data, body->len, sig,
-                            sizeof sig))
-            rc = -1;
-        rc |= s_add_header(&l, "X-Evbus-Event-Id: %s", id);
-        rc |= s_add_header(&l, "X-Hub-Signature-256: %s", sig);
-        break;
-    case WH_SCHEME_CUSTOM:
-        if (!wh_sign_custom(ep->keys, ep->n_keys, ts, body->data, body->len,
-                            sig, sizeof sig))
-            rc = -1;
-        rc |= s_add_header(&l, "X-Evbus-Event-Id: %s", id);
-        rc |= s_add_header(&l, "%s: %lld", ep->ts_header, (long long)ts);
-        rc |= s_add_header(&l, "%s: %s", ep->sig_header, sig);
-        break;
-    case WH_SCHEME_NONE:
-        rc |= s_add_header(&l, "X-Evbus-Event-Id: %s", id);
-        break;
-    }
-    for (size_t i = 0; i < ep->n_headers; i++)
-        rc |= s_add_header(&l, "%s", ep->headers[i]);
-    if (rc) {
-        curl_slist_free_all(l);
-        return -1;
-    }
-    *out = l;
-    return 0;
-}
+/* Fixed lines at most: content type, user agent, Expect, id, timestamp,
+ * signature; their text at most HDR_TEXT bytes (a signature line with
+ * WH_MAX_KEYS signatures included). */
+#define HDR_LINES 8
+#define HDR_TEXT (1024 + WH_SIGNATURE_MAX)
 
+/* One request for the endpoint: its headers (content type, signature with
+ * a timestamp taken now, the endpoint's own) in the same allocation. */
 static s_req_t *s_req_new(s_hook_t *h, s_group_t *g, size_t epi,
                           s_body_t *body)
 {
     wh_endpoint_t *ep = &h->routes.eps[epi];
-    s_req_t *r = calloc(1, sizeof *r);
+    size_t max = HDR_LINES + ep->n_headers;
+    size_t cap = HDR_TEXT + ep->headers_len;
+    s_req_t *r = malloc(sizeof *r + max * sizeof(struct curl_slist) + cap);
     if (!r)
         return NULL;
+    memset(r, 0, sizeof *r);
     r->grp = g;
     r->ep = epi;
-    r->resp_cap = (size_t)h->max_response;
-    r->resp = malloc(r->resp_cap ? r->resp_cap : 1);
-    if (!r->resp || s_headers(h, ep, g->id, body, &r->hdrs) < 0) {
-        s_req_free(r);
+    r->resp_max = (size_t)h->max_response;
+    s_hdrs_t b = {.nodes = (struct curl_slist *)(void *)r->room,
+                  .max = max,
+                  .text = r->room + max * sizeof(struct curl_slist),
+                  .cap = cap};
+    const char *id = g->id;
+    int64_t ts = h->host->now_ms() / 1000;
+    char sig[WH_SIGNATURE_MAX];
+    s_hdr(&b, "Content-Type: %s",
+          ep->data_only ? "application/json" : "application/cloudevents+json");
+    s_hdr(&b, "User-Agent: %s", h->user_agent);
+    s_hdr(&b, "Expect:"); /* no 100-continue round trip */
+    switch (ep->scheme) {
+    case WH_SCHEME_STANDARD:
+        b.err |= !wh_sign_standard(ep->keys, ep->n_keys, id, ts, body->data,
+                                   body->len, sig, sizeof sig);
+        s_hdr(&b, "webhook-id: %s", id);
+        s_hdr(&b, "webhook-timestamp: %lld", (long long)ts);
+        s_hdr(&b, "webhook-signature: %s", sig);
+        break;
+    case WH_SCHEME_GITHUB:
+        b.err |= !wh_sign_github(ep->keys[0], body->data, body->len, sig,
+                                 sizeof sig);
+        s_hdr(&b, "X-Evbus-Event-Id: %s", id);
+        s_hdr(&b, "X-Hub-Signature-256: %s", sig);
+        break;
+    case WH_SCHEME_CUSTOM:
+        b.err |= !wh_sign_custom(ep->keys, ep->n_keys, ts, body->data,
+                                 body->len, sig, sizeof sig);
+        s_hdr(&b, "X-Evbus-Event-Id: %s", id);
+        s_hdr(&b, "%s: %lld", ep->ts_header, (long long)ts);
+        s_hdr(&b, "%s: %s", ep->sig_header, sig);
+        break;
+    case WH_SCHEME_NONE:
+        s_hdr(&b, "X-Evbus-Event-Id: %s", id);
+        break;
+    }
+    for (size_t i = 0; i < ep->n_headers; i++)
+        s_hdr(&b, "%s", ep->headers[i]);
+    if (b.err) {
+        free(r);
         return NULL;
     }
+    r->hdrs = b.nodes;
     atomic_fetch_add(&body->refs, 1);
     r->body = body;
     return r;
@@ -738,6 +904,7 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
 {
     s_hook_t *h = userdata;
     const evbus_host_t *host = h->host;
+    s_free_finished(h);
     const char *type = host->event_attr(ev, "type");
     const char *id = host->event_attr(ev, "id");
     const void *ctx[2] = {host, ev};
@@ -778,14 +945,19 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
             s_reason_add(g, "%s: disabled: %s", ep->label, ep->gone_reason);
             continue;
         }
-        if (atomic_load(&ep->pending) >= ep->max_pending) {
-            /* a slow endpoint must not take every attempt the instance
-             * may hold: past its share, its events wait for a retry */
+        int pending = atomic_load(&ep->pending);
+        if (pending >= ep->max_pending &&
+            host->now_ms() - atomic_load(&ep->last_progress_ms) > STALL_MS) {
+            /* a stalled endpoint (nothing answered for a while, a full
+             * queue) must not take every attempt the instance may hold:
+             * its events wait for a retry instead. A busy endpoint that
+             * answers keeps its queue, however long. */
             s_group_note(g, epi, WHFMT_RETRY, ep->timeout_ms);
             s_reason_add(g,
-                         "%s: %d requests already waiting or in flight "
-                         "(max_queue_per_endpoint)",
-                         ep->label, ep->max_pending);
+                         "%s: stalled: %d requests waiting or in flight "
+                         "(max_queue_per_endpoint %d) and none answered for "
+                         "over %d ms",
+                         ep->label, pending, ep->max_pending, STALL_MS);
             continue;
         }
         s_body_t **b = &bodies[ep->data_only ? 1 : 0];
@@ -798,7 +970,8 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
                          ep->label);
             continue;
         }
-        atomic_fetch_add(&ep->pending, 1);
+        if (atomic_fetch_add(&ep->pending, 1) == 0)
+            atomic_store(&ep->last_progress_ms, host->now_ms());
         *tail = r;
         tail = &r->next;
         queued++;
@@ -816,10 +989,14 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
         return rc;
     }
     g->pending = queued;
+    /* a queue already holding requests has a wake-up on its way (the
+     * engine empties it whole): one per batch, not one per event */
+    int wake = h->queue == NULL;
     *h->queue_tail = reqs;
     h->queue_tail = tail;
     pthread_mutex_unlock(&h->lock);
-    curl_multi_wakeup(h->multi);
+    if (wake)
+        s_wake(h);
     return EVBUS_PENDING;
 }
 
@@ -911,13 +1088,15 @@ static int s_declare(evbus_schema_t *s, const evbus_host_t *host)
     rc |= host->declare_option(s, "max_queue_per_endpoint", EVBUS_OPT_INT,
                                "512", 0,
                                "requests waiting or in flight for one "
-                               "endpoint; past it its events are retried "
+                               "endpoint; past it, while the endpoint "
+                               "answers nothing, its events are retried "
                                "later (keep it below the instance's "
                                "max_in_flight so a stuck endpoint leaves "
                                "room for the others)");
     rc |= host->declare_option(s, "max_response", EVBUS_OPT_SIZE, "64K", 0,
-                               "response body bytes kept (the rest is read "
-                               "and dropped)");
+                               "response body bytes read at most; past "
+                               "it the response is cut short (the status "
+                               "still decides) and the connection closed");
     rc |= host->declare_option(s, "ca_file", EVBUS_OPT_STRING, NULL, 0,
                                "CA bundle to verify servers with (default: "
                                "the system's)");
@@ -1116,6 +1295,7 @@ static int s_load_endpoint(evbus_instance_t *inst, const evbus_host_t *host,
         if (line) {
             snprintf(line, len, "%s: %s", k, v ? v : "");
             ep->headers[ep->n_headers++] = line;
+            ep->headers_len += strlen(line) + 1;
         }
     }
 
@@ -1244,6 +1424,7 @@ static void s_hook_free(s_hook_t *h)
 {
     if (!h)
         return;
+    s_free_finished(h);
     while (h->done_oldest)
         s_done_remove(h, h->done_oldest);
     free(h->done_hash);
@@ -1252,6 +1433,10 @@ static void s_hook_free(s_hook_t *h)
     free(h->pool);
     if (h->multi)
         curl_multi_cleanup(h->multi);
+    if (h->epfd >= 0)
+        close(h->epfd);
+    if (h->wakefd >= 0)
+        close(h->wakefd);
     if (h->share)
         curl_share_cleanup(h->share);
     s_routes_clear(&h->routes);
@@ -1272,6 +1457,7 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     }
     h->inst = inst;
     h->host = host;
+    h->epfd = h->wakefd = -1;
     pthread_mutex_init(&h->lock, NULL);
     h->queue_tail = &h->queue;
     snprintf(h->user_agent, sizeof h->user_agent, "evbus/%s", EVBUS_VERSION);
@@ -1294,6 +1480,22 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
         s_hook_free(h);
         return -1;
     }
+    h->timer_due_us = -1;
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    h->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event wev = {.events = EPOLLIN};
+    if (h->epfd < 0 || h->wakefd < 0 ||
+        (wev.data.fd = h->wakefd,
+         epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wakefd, &wev) < 0)) {
+        host->log(inst, EVBUS_LOG_ERROR, "cannot set up epoll: %s",
+                  strerror(errno));
+        s_hook_free(h);
+        return -1;
+    }
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     /* keep connections: one per request in flight, per host */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
     /* TLS sessions and DNS answers shared by every handle (one thread:
@@ -1352,7 +1554,7 @@ static void s_shutdown(void *userdata)
     h->stop = 1;
     pthread_mutex_unlock(&h->lock);
     if (h->engine_started) {
-        curl_multi_wakeup(h->multi);
+        s_wake(h);
         pthread_join(h->engine, NULL);
     }
     s_hook_free(h);

@@ -125,6 +125,28 @@ class WebhookTest(evbtest.TestCase):
         self.assertEqual(len(self.rx.deliveries("/strict")), 1)  # not retried
         self.assertEqual(b.stop(), 0)
 
+    def test_a_long_response_body_is_cut_at_max_response_and_the_status_decides(self):
+        big = "x" * (2 << 20)  # 2 MiB, far past max_response
+        self.rx.script("/big", [{"status": 200, "body": big},
+                                {"status": 400, "body": "refused " + big}])
+        b = self.make_broker(log_level="debug", instances=lambda b: hook_instance([
+            endpoint(self.rx.url("/big"), 'signature = "none";')],
+            options='max_response = "4K";'))
+        b.start()
+        self.publish(b, "e-big-1")
+        wait_for(lambda: "response body cut at max_response" in b.log(),
+                 what="the cut response")
+        self.assertRegex(b.log(), r"event e-big-1 attempt 1: HTTP 200 \(response body cut")
+        self.publish(b, "e-big-2")
+        wait_for(lambda: b.dead_letters("hooks"), what="the dead letter")
+        dl = b.dead_letters("hooks")[0]
+        self.assertEqual(dl["event"]["id"], "e-big-2")
+        self.assertIn("HTTP 400", dl["reason"])
+        self.assertIn("refused xxx", dl["reason"])
+        self.assertLess(len(dl["reason"]), 1000)  # an excerpt, not the body
+        self.assertEqual(len(self.rx.deliveries("/big")), 2)  # neither retried
+        self.assertEqual(b.stop(), 0)
+
     def test_a_redirect_is_not_followed_and_is_permanent(self):
         self.rx.script("/moved", [{"status": 301, "location": self.rx.url("/elsewhere")}])
         b = self.make_broker(instances=lambda b: hook_instance([
@@ -252,14 +274,19 @@ class WebhookTest(evbtest.TestCase):
             retry='retry = { initial_delay = "1s"; max_delay = "2s"; max_attempts = 100; };'))
         b.start()
         t0 = time.time()
-        for i in range(60):
+        for i in range(30):
+            self.publish(b, "h-%02d" % i)
+        time.sleep(1.5)  # the stuck endpoint has answered nothing for a while
+        for i in range(30, 60):
             self.publish(b, "h-%02d" % i)
         fast = self.rx.wait_deliveries("/fast", 60, timeout=10)
-        # every event reached the fast endpoint within seconds, while the
-        # stuck one holds its requests for 10 s each
+        # every event reached the fast endpoint at once, while the stuck one
+        # holds each request for its 10 s timeout
         self.assertLess(max(d["received_at"] for d in fast) - t0, 5.0)
         self.assertLessEqual(len(self.rx.deliveries("/stuck")), 8)
-        self.assertRegex(b.log(), r"requests already waiting or in flight")
+        # past its queue, the stalled endpoint's events wait for a retry
+        # instead of taking the instance's attempts
+        self.assertRegex(b.log(), r"/stuck: stalled: \d+ requests waiting or in flight")
         self.assertEqual(b.stop(), 0)
 
     def test_bad_options_are_reported_with_file_line_and_setting(self):
