@@ -19,15 +19,18 @@
  * need it (bounded memory: the oldest ids are forgotten first, which can
  * only cause a duplicate, never a loss).
  *
- * Isolation. Each endpoint has its own cap on requests in flight; past it
- * an event for that endpoint is retried later instead of queueing behind a
- * hanging one. The plugin is EVBUS_PLUGIN_UNORDERED, so a retry waiting for
- * one endpoint never stops new events from reaching the others.
+ * Isolation. Each endpoint has its own queue and cap on requests in
+ * flight in the engine. When an endpoint's queue is full and none of its
+ * requests has ended for STALL_MS, its events are retried later instead of
+ * queueing behind a hanging server. The plugin is EVBUS_PLUGIN_UNORDERED,
+ * so a retry waiting for one endpoint never stops new events from
+ * reaching the others.
  *
- * Threads: deliver (worker), the engine thread (completions), init and
- * shutdown (main thread, worker stopped). `lock` guards the queue of new
- * requests, the done table and the groups' counters; keys (HMAC contexts)
- * are used by the worker only. */
+ * Threads: deliver (worker), the engine thread (sockets, completions),
+ * init and shutdown (main thread, worker stopped). `lock` guards the queue
+ * of new requests and the done table. A group is the worker's until it is
+ * queued, then the engine's alone. Requests go back to the worker to be
+ * freed (`finished`). Keys (HMAC contexts) are used by the worker only. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
