@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential autoconf automake libtool pkg-config
       libzmq3-dev libmsgpack-dev libconfig-dev libcurl4-openssl-dev libssl-dev
-      libcunit1-dev python3 python3-zmq python3-msgpack fiu-utils"
+      libcunit1-dev python3 python3-zmq python3-msgpack fiu-utils openssl"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo

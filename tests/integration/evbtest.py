@@ -255,6 +255,12 @@ class TestCase(unittest.TestCase):
 
     broker = None
 
+    def make_tmpdir(self):
+        """A directory removed after the test."""
+        d = tempfile.mkdtemp(prefix="evbtest-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
     def make_broker(self, **kw):
         self.broker = Broker(**kw)
         self.addCleanup(self._cleanup_broker, self.broker)

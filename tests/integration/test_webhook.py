@@ -147,6 +147,41 @@ class WebhookTest(evbtest.TestCase):
         self.assertEqual(len(self.rx.deliveries("/big")), 2)  # neither retried
         self.assertEqual(b.stop(), 0)
 
+    def test_tls_is_verified_by_default_and_ca_file_trusts_a_private_ca(self):
+        certs = webhooktest.make_test_ca(self.make_tmpdir())
+        rx = webhooktest.Receiver(tls=certs).start()
+        self.addCleanup(rx.stop)
+        self.assertTrue(rx.url("/x").startswith("https://"))
+        one = 'retry = { initial_delay = "50ms"; max_attempts = 2; };'
+        b = self.make_broker(instances=lambda b: ",\n".join([
+            hook_instance([endpoint(rx.url("/system"))], name="system", retry=one),
+            hook_instance([endpoint(rx.url("/private"))], name="private", retry=one,
+                          options='ca_file = "%s";' % certs["ca"])]))
+        b.start()
+        self.publish(b, "e-tls")
+        # signed by a CA the system does not know: refused, never sent
+        wait_for(lambda: b.dead_letters("system"), what="the refused delivery")
+        self.assertRegex(b.dead_letters("system")[0]["reason"], r"(?i)certificate")
+        self.assertEqual(rx.deliveries("/system"), [])
+        # the same server, trusted through ca_file
+        got = rx.wait_deliveries("/private", 1)
+        self.assertEqual(got[0]["headers"]["webhook-id"], "e-tls")
+        self.assertEqual(b.dead_letters("private"), [])
+        self.assertNotIn("insecure", b.log())
+        self.assertEqual(b.stop(), 0)
+
+    def test_insecure_skips_verification_and_warns_at_start(self):
+        certs = webhooktest.make_test_ca(self.make_tmpdir())
+        rx = webhooktest.Receiver(tls=certs).start()
+        self.addCleanup(rx.stop)
+        b = self.make_broker(instances=lambda b: hook_instance(
+            [endpoint(rx.url("/lax"))], options="insecure = true;"))
+        b.start()
+        self.assertRegex(b.log(), r"WARN .*insecure = true: TLS certificates are NOT verified")
+        self.publish(b, "e-lax")
+        self.assertEqual(rx.wait_deliveries("/lax", 1)[0]["headers"]["webhook-id"], "e-lax")
+        self.assertEqual(b.stop(), 0)
+
     def test_a_redirect_is_not_followed_and_is_permanent(self):
         self.rx.script("/moved", [{"status": 301, "location": self.rx.url("/elsewhere")}])
         b = self.make_broker(instances=lambda b: hook_instance([

@@ -79,6 +79,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -628,6 +629,8 @@ def main(argv=None):
     ap.add_argument("--exit-with-parent", action="store_true",
                     help="exit when the process that started this one dies")
     ap.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    ap.add_argument("--tls-key", help="...and this PEM private key")
     args = ap.parse_args(argv)
 
     def on_term(signum, frame):
@@ -647,6 +650,13 @@ def main(argv=None):
             server = Server((args.host, args.port), Handler)
             server.state = State(verifier)
             server.verbose = args.verbose
+        if args.tls_cert:
+            # the handshake runs in the connection's thread on its first
+            # read, so a client that refuses the certificate fails there
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            server.socket = ctx.wrap_socket(server.socket, server_side=True,
+                                            do_handshake_on_connect=False)
         port = server.server_address[1]
         print(port, flush=True)
         if args.ready_file:

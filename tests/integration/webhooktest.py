@@ -18,6 +18,7 @@ import atexit
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,12 +46,40 @@ class ReceiverError(AssertionError):
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def make_test_ca(directory, host="127.0.0.1"):
+    """A private CA and a server certificate it signed for `host` (an IP
+    address, in subjectAltName), made with the openssl command. Returns
+    {"ca", "cert", "key"}: file paths."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=directory,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=evbus test CA", "-keyout", "ca.key", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % host,
+        "-keyout", "server.key", "-out", "server.csr")
+    with open(os.path.join(directory, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n" % host)
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")
+    return {k: os.path.join(directory, v) for k, v in
+            (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))}
+
+
 class Receiver:
     """sink=True starts the benchmark's fast sink (count only).
     env: extra environment variables for the receiver process."""
 
-    def __init__(self, sink=False, env=None, host="127.0.0.1", verbose=False):
+    def __init__(self, sink=False, env=None, host="127.0.0.1", verbose=False, tls=None):
+        """tls: a TestCA's files ({"cert", "key", "ca"}): serve HTTPS."""
         self.sink = sink
+        self.tls = tls
+        self._opener = _opener
+        if tls:
+            ctx = ssl.create_default_context(cafile=tls["ca"])
+            self._opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
         self.host = host
         self.verbose = verbose
         self.env = dict(os.environ)
@@ -74,6 +103,8 @@ class Receiver:
             cmd.append("--sink")
         if self.verbose:
             cmd.append("--verbose")
+        if self.tls:
+            cmd += ["--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"]]
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env)
         atexit.register(self.stop)
@@ -139,14 +170,14 @@ class Receiver:
     def url(self, path="/"):
         if not path.startswith("/"):
             path = "/" + path
-        return "http://%s:%d%s" % (self.host, self.port, path)
+        return "%s://%s:%d%s" % ("https" if self.tls else "http", self.host, self.port, path)
 
     def _call(self, method, path, payload=None, timeout=30):
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         req = urllib.request.Request(self.url(path), data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
-            with _opener.open(req, timeout=timeout) as resp:
+            with self._opener.open(req, timeout=timeout) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             raise ReceiverError("%s %s: HTTP %d %s" % (method, path, e.code,
