@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,8 @@ typedef struct s_req {
     char errbuf[CURL_ERROR_SIZE];
     int64_t started_us;
     int aborted;          /* shutdown */
-    char room[];          /* the header list: nodes, then the lines */
+    /* the header list: nodes, then the lines (aligned for the nodes) */
+    _Alignas(max_align_t) char room[];
 } s_req_t;
 
 /* The engine's queue for one endpoint: requests wait here until fewer
