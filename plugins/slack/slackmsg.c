@@ -624,8 +624,6 @@ static void s_templated(s_msg_t *m, const sm_template_t *tp)
     s_section(m, &m->line);
 }
 
-/* ------------------------------------------------------------ the payload */
-
 static void s_member(s_msg_t *m, evb_buf_t *out, const char *name,
                      const char *value)
 {
@@ -634,6 +632,86 @@ static void s_member(s_msg_t *m, evb_buf_t *out, const char *name,
     s_check(m, evb_buf_printf(out, ",\"%s\":", name));
     s_check(m, evb_json_write_string(out, value, strlen(value)));
 }
+
+static void s_style(s_msg_t *m, evb_buf_t *out)
+{
+    if (!m->style)
+        return;
+    s_member(m, out, "channel", m->style->channel);
+    s_member(m, out, "username", m->style->username);
+    s_member(m, out, "icon_emoji", m->style->icon_emoji);
+    s_member(m, out, "icon_url", m->style->icon_url);
+}
+
+/* ------------------------------------------------------------ summaries */
+
+#define SUMMARY_LINES 20 /* events listed in a summary */
+
+int sm_event_line(const sm_event_t *ev, evb_buf_t *out)
+{
+    s_msg_t m = {.ev = ev};
+    char id[260], subject[260], project[260];
+    s_escaped(s_attr(&m, "id"), id, sizeof id);
+    s_escaped(s_attr(&m, "subject"), subject, sizeof subject);
+    s_escaped(s_attr(&m, "project"), project, sizeof project);
+    if (!subject[0]) { /* the built-ins' usual subjects */
+        s_data(&m, "task_id", subject, sizeof subject);
+        if (!subject[0])
+            s_data(&m, "agent_id", subject, sizeof subject);
+    }
+    s_check(&m, evb_buf_printf(out, "`%s`", id[0] ? id : "?"));
+    if (subject[0])
+        s_check(&m, evb_buf_printf(out, " %s", subject));
+    if (project[0])
+        s_check(&m, evb_buf_printf(out, " (project %s)", project));
+    return m.err ? -1 : 0;
+}
+
+int sm_summary(const char *type, int count, int64_t window_ms,
+               const char *const *lines, int n_lines, const sm_style_t *style,
+               evb_buf_t *out)
+{
+    s_msg_t m = {.style = style};
+    char t[260], dur[64];
+    s_escaped(type, t, sizeof t);
+    sm_duration((double)window_ms, dur, sizeof dur);
+    s_lead(&m, &m.text);
+    s_check(&m, evb_buf_printf(&m.text, ":repeat: %d more %s event%s in %s",
+                               count, t, count == 1 ? "" : "s", dur));
+    evb_buf_reset(&m.line);
+    s_lead(&m, &m.line);
+    s_check(&m, evb_buf_printf(&m.line,
+                               ":repeat: *%d more `%s` event%s* in %s "
+                               "(folded into this summary)",
+                               count, t, count == 1 ? "" : "s", dur));
+    s_section(&m, &m.line);
+    evb_buf_reset(&m.line);
+    int shown = 0;
+    for (int i = 0; i < n_lines && shown < SUMMARY_LINES; i++, shown++)
+        s_check(&m, evb_buf_printf(&m.line, "%s\xe2\x80\xa2 %s",
+                                   m.line.len ? "\n" : "", lines[i]));
+    if (count > shown)
+        s_check(&m, evb_buf_printf(&m.line, "\n%s and %d more", s_ellipsis,
+                                   count - shown));
+    s_section(&m, &m.line);
+
+    s_check(&m, evb_buf_puts(out, "{\"text\":"));
+    s_check(&m, s_json_text(out, &m.scratch, m.text.data, m.text.len,
+                            SM_TEXT_MAX));
+    s_check(&m, evb_buf_puts(out, ",\"blocks\":["));
+    s_check(&m, evb_buf_append(out, m.blocks.data ? m.blocks.data : "",
+                               m.blocks.len));
+    s_check(&m, evb_buf_putc(out, ']'));
+    s_style(&m, out);
+    s_check(&m, evb_buf_putc(out, '}'));
+    evb_buf_free(&m.text);
+    evb_buf_free(&m.blocks);
+    evb_buf_free(&m.line);
+    evb_buf_free(&m.scratch);
+    return m.err ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ the payload */
 
 int sm_build(const sm_event_t *ev, const sm_template_t *tmpl,
              const sm_style_t *style, evb_buf_t *out)
@@ -659,12 +737,7 @@ int sm_build(const sm_event_t *ev, const sm_template_t *tmpl,
     s_check(&m, evb_buf_append(out, m.blocks.data ? m.blocks.data : "",
                                m.blocks.len));
     s_check(&m, evb_buf_putc(out, ']'));
-    if (style) {
-        s_member(&m, out, "channel", style->channel);
-        s_member(&m, out, "username", style->username);
-        s_member(&m, out, "icon_emoji", style->icon_emoji);
-        s_member(&m, out, "icon_url", style->icon_url);
-    }
+    s_style(&m, out);
     s_check(&m, evb_buf_putc(out, '}'));
     evb_buf_free(&m.text);
     evb_buf_free(&m.blocks);

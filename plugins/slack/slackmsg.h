@@ -69,6 +69,17 @@ typedef struct sm_style {
 int sm_build(const sm_event_t *ev, const sm_template_t *tmpl,
              const sm_style_t *style, evb_buf_t *out);
 
+/* One line about an event for a summary: "`id` subject (project)",
+ * escaped. 0 or -1 (memory). */
+int sm_event_line(const sm_event_t *ev, evb_buf_t *out);
+
+/* The summary of `count` events of `type` held during window_ms: the
+ * first lines (from sm_event_line) listed, then how many more. Fits
+ * Slack's limits whatever count and the lines are. 0 or -1 (memory). */
+int sm_summary(const char *type, int count, int64_t window_ms,
+               const char *const *lines, int n_lines, const sm_style_t *style,
+               evb_buf_t *out);
+
 /* Append n bytes of s with &, <, > escaped. */
 int sm_escape(evb_buf_t *out, const char *s, size_t n);
 

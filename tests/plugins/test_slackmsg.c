@@ -1,5 +1,7 @@
-/* The Slack plugin's message builder (plugins/slack/slackmsg.c): the exact
- * JSON per event type, escaping, templates, and Slack's limits. */
+/* The Slack plugin's pure parts: the message builder (slackmsg.c: the
+ * exact JSON per event type, escaping, templates, summaries, Slack's
+ * limits) and its rules (slackapi.c: Slack's answers, pacing, coalescing).
+ * The plugin is tested end to end in tests/integration/test_slack.py. */
 #include <CUnit/CUnit.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -7,6 +9,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "slackapi.h"
 #include "slackmsg.h"
 #include "testmain.h"
 
@@ -424,7 +427,110 @@ static void test_durations_in_human_units(void)
     }
 }
 
+/* ------------------------------------------------------ summaries */
+
+static void test_a_summary_lists_twenty_and_counts_the_rest(void)
+{
+    const char *lines[25];
+    char store[25][32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(store[i], sizeof store[i], "`e-%d` a%d", i, i);
+        lines[i] = store[i];
+    }
+    sm_style_t st = {.mention = "<!here>"};
+    evb_buf_t out = EVB_BUF_INIT;
+    CU_ASSERT_EQUAL(sm_summary("agent.stuck", 40, 60000, lines, 25, &st, &out), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "{\"text\":\"<!here> :repeat: 40 more "
+                                            "agent.stuck events in 1m 00s\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "\xe2\x80\xa2 `e-19` a19\\n"
+                                            "\xe2\x80\xa6 and 20 more"));
+    CU_ASSERT_PTR_NULL(strstr(out.data, "e-20"));
+    evb_buf_free(&out);
+
+    fake_t f = {.attrs = {{"id", "e-9"}, {"project", "p<1>"}},
+                .text = {{"agent_id", "a7"}}};
+    sm_event_t ev = f_event(&f);
+    CU_ASSERT_EQUAL(sm_event_line(&ev, &out), 0);
+    CU_ASSERT_STRING_EQUAL(out.data, "`e-9` a7 (project p&lt;1&gt;)");
+    evb_buf_free(&out);
+}
+
+/* ------------------------------------------------------ Slack's answers */
+
+static void test_slack_answers_map_to_outcomes(void)
+{
+    char w[64];
+    CU_ASSERT_EQUAL(sa_classify(1, 200, "ok", 2, w, sizeof w), SA_OK);
+    CU_ASSERT_EQUAL(sa_classify(0, 0, "", 0, w, sizeof w), SA_RETRY);
+    CU_ASSERT_STRING_EQUAL(w, "no answer");
+    CU_ASSERT_EQUAL(sa_classify(1, 429, "", 0, w, sizeof w), SA_RETRY);
+    CU_ASSERT_EQUAL(sa_classify(1, 500, "rollup_error", 12, w, sizeof w), SA_RETRY);
+    CU_ASSERT_EQUAL(sa_classify(1, 503, "", 0, w, sizeof w), SA_RETRY);
+    const char *drop[] = {"invalid_payload", "no_text", "user_not_found",
+                          "action_prohibited", "invalid_token",
+                          "posting_to_general_channel_denied",
+                          "channel_not_found"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
+        CU_ASSERT_EQUAL(sa_classify(1, 400, drop[i], strlen(drop[i]), w, sizeof w),
+                        SA_DROP);
+        CU_ASSERT_STRING_EQUAL(w, drop[i]);
+    }
+    CU_ASSERT_EQUAL(sa_classify(1, 404, "no_service\n", 11, w, sizeof w), SA_DISABLE);
+    CU_ASSERT_STRING_EQUAL(w, "no_service");
+    CU_ASSERT_EQUAL(sa_classify(1, 410, "channel_is_archived", 19, w, sizeof w),
+                    SA_DISABLE);
+    /* not Slack's word: still final, named by the status */
+    CU_ASSERT_EQUAL(sa_classify(1, 403, "<html>forbidden", 15, w, sizeof w), SA_DROP);
+    CU_ASSERT_STRING_EQUAL(w, "HTTP 403");
+    CU_ASSERT_EQUAL(sa_classify(1, 400, "no_textual", 10, w, sizeof w), SA_DROP);
+    CU_ASSERT_STRING_EQUAL(w, "HTTP 400"); /* whole words only */
+    CU_ASSERT_EQUAL(sa_classify(1, 302, "", 0, w, sizeof w), SA_DROP);
+}
+
+static void test_the_bucket_paces_after_a_burst(void)
+{
+    sa_bucket_t b;
+    sa_bucket_init(&b, 1.0, 3, 1000);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 1000), 0);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 1000), 0);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 1000), 0); /* the burst */
+    int64_t w = sa_bucket_take(&b, 1000);
+    CU_ASSERT(w >= 1000 && w <= 1001);
+    w = sa_bucket_take(&b, 1600); /* 0.6 of a token by now */
+    CU_ASSERT(w >= 400 && w <= 401);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 2000), 0); /* one a second */
+    CU_ASSERT(sa_bucket_take(&b, 2000) > 0);
+    /* idle for long: the burst again, no more */
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 60000), 0);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 60000), 0);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 60000), 0);
+    CU_ASSERT(sa_bucket_take(&b, 60000) > 0);
+    /* a 429 with Retry-After 30 s: nothing before, then one at a time */
+    sa_bucket_pause(&b, 90000);
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 61000), 29000);
+    CU_ASSERT(sa_bucket_take(&b, 90000) > 0); /* starts empty */
+    CU_ASSERT_EQUAL(sa_bucket_take(&b, 91000), 0);
+}
+
+static void test_a_storm_is_folded_after_the_threshold(void)
+{
+    sa_window_t w = {0, 0};
+    CU_ASSERT_EQUAL(sa_window_note(&w, 1000, 0, 60000), SA_SEND); /* off */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(sa_window_note(&w, 1000 + i, 3, 60000), SA_SEND);
+    CU_ASSERT_EQUAL(sa_window_note(&w, 2000, 3, 60000), SA_HOLD);
+    CU_ASSERT_EQUAL(sa_window_note(&w, 59000, 3, 60000), SA_HOLD);
+    CU_ASSERT_FALSE(sa_window_due(&w, 60999, 60000));
+    CU_ASSERT_TRUE(sa_window_due(&w, 61000, 60000));
+    /* a new window */
+    CU_ASSERT_EQUAL(sa_window_note(&w, 61000, 3, 60000), SA_SEND);
+}
+
 static CU_TestInfo s_tests[] = {
+    {"summaries", test_a_summary_lists_twenty_and_counts_the_rest},
+    {"Slack's answers", test_slack_answers_map_to_outcomes},
+    {"pacing", test_the_bucket_paces_after_a_burst},
+    {"coalescing", test_a_storm_is_folded_after_the_threshold},
     {"task.completed", test_task_completed},
     {"task.completed, bare", test_task_completed_with_nothing_but_a_type},
     {"task.failed, mention and channel",
