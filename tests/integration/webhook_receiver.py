@@ -50,6 +50,13 @@ API, on the same server (JSON bodies):
       "verify_error" (string or null), "verify_results" ([{"secret": i,
       "ok", "error"}] per configured secret), "response_status" (what the
       receiver answered; null for close and for a hang without a status)}.
+  Paths starting with /slack behave like Slack incoming webhooks: each
+  payload is checked against Slack's Block Kit limits (a text fallback, at
+  most 50 blocks, 3,000 characters per section text, 2,000 per field and
+  10 fields, 150 per header); a payload Slack would refuse is answered 400
+  "invalid_payload" whatever the script says, and its problems are
+  recorded in the delivery's "slack_problems" (else []). A 200 without a
+  scripted body answers "ok", as Slack does.
   GET  /_control/count    {"requests": N, "bytes": M} (non-control requests
                           and their body bytes)
   GET  /_control/health   {"ok": true, "sink": false}
@@ -319,6 +326,70 @@ class BadRequest(Exception):
     pass
 
 
+# ---------------------------------------------------------------- Slack
+
+SLACK_PREFIX = "/slack"  # paths that behave like Slack incoming webhooks
+
+
+def slack_problems(body):
+    """What Slack would refuse in an incoming-webhook payload (its
+    documented Block Kit limits), as a list of strings; [] when valid."""
+    try:
+        msg = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        return ["not JSON: %s" % e]
+    if not isinstance(msg, dict):
+        return ["not a JSON object"]
+    errs = []
+    text, blocks = msg.get("text"), msg.get("blocks")
+    if not isinstance(text, str) or not text.strip():
+        errs.append("no text fallback")
+    elif len(text) > 40000:
+        errs.append("text over 40000 characters")
+    if blocks is None:
+        return errs
+    if not isinstance(blocks, list):
+        return errs + ["blocks is not a list"]
+    if len(blocks) > 50:
+        errs.append("%d blocks (at most 50)" % len(blocks))
+
+    def text_obj(where, t, kinds, limit):
+        if not isinstance(t, dict) or t.get("type") not in kinds:
+            errs.append("%s: not a %s text object" % (where, "/".join(kinds)))
+        elif not isinstance(t.get("text"), str) or not t["text"]:
+            errs.append("%s: empty text" % where)
+        elif len(t["text"]) > limit:
+            errs.append("%s: %d characters (at most %d)" % (where, len(t["text"]), limit))
+
+    for i, b in enumerate(blocks):
+        where = "blocks[%d]" % i
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind == "section":
+            if "text" not in b and "fields" not in b:
+                errs.append(where + ": a section needs text or fields")
+            if "text" in b:
+                text_obj(where + ".text", b["text"], ("mrkdwn", "plain_text"), 3000)
+            if "fields" in b:
+                f = b["fields"]
+                if not isinstance(f, list) or not 1 <= len(f) <= 10:
+                    errs.append(where + ": fields must be 1 to 10")
+                else:
+                    for j, x in enumerate(f):
+                        text_obj("%s.fields[%d]" % (where, j), x, ("mrkdwn", "plain_text"), 2000)
+        elif kind == "header":
+            text_obj(where + ".text", b.get("text"), ("plain_text",), 150)
+        elif kind == "context":
+            el = b.get("elements")
+            if not isinstance(el, list) or not 1 <= len(el) <= 10:
+                errs.append(where + ": elements must be 1 to 10")
+            else:
+                for j, x in enumerate(el):
+                    text_obj("%s.elements[%d]" % (where, j), x, ("mrkdwn", "plain_text"), 3000)
+        else:
+            errs.append("%s: unexpected block type %r" % (where, kind))
+    return errs
+
+
 # ---------------------------------------------------------------- recording server
 
 
@@ -364,8 +435,14 @@ class Handler(BaseHTTPRequestHandler):
             name = name.lower()
             headers[name] = headers[name] + ", " + value if name in headers else value
         verified, error, results = st.verify(parts.path, headers, body)
+        slack = parts.path.startswith(SLACK_PREFIX)
+        problems = slack_problems(body) if slack else []
         with st.lock:
             response = st.next_response(parts.path)
+            if problems:  # what Slack answers to a payload it cannot take
+                response = {"status": 400, "body": "invalid_payload"}
+            elif slack and "body" not in response and response.get("status", 200) == 200:
+                response = dict(response, body="ok")
             if "hang" in response and "status" not in response or response.get("close"):
                 status = None
             else:
@@ -381,6 +458,7 @@ class Handler(BaseHTTPRequestHandler):
                 "verify_error": error,
                 "verify_results": results,
                 "response_status": status,
+                "slack_problems": problems,
             })
             st.requests += 1
             st.bytes += len(body)
