@@ -730,13 +730,19 @@ int sm_build(const sm_event_t *ev, const sm_template_t *tmpl,
     else
         s_generic(&m);
 
+    if (!m.text.len) { /* Slack refuses an empty text ("no_text") */
+        s_lead(&m, &m.text);
+        s_check(&m, sm_escape(&m.text, *type ? type : "event",
+                              strlen(*type ? type : "event")));
+    }
     s_check(&m, evb_buf_puts(out, "{\"text\":"));
-    s_check(&m, s_json_text(out, &m.scratch, m.text.data ? m.text.data : "",
-                            m.text.len, SM_TEXT_MAX));
-    s_check(&m, evb_buf_puts(out, ",\"blocks\":["));
-    s_check(&m, evb_buf_append(out, m.blocks.data ? m.blocks.data : "",
-                               m.blocks.len));
-    s_check(&m, evb_buf_putc(out, ']'));
+    s_check(&m, s_json_text(out, &m.scratch, m.text.data, m.text.len,
+                            SM_TEXT_MAX));
+    if (m.n_blocks) { /* none (a template that rendered empty): text only */
+        s_check(&m, evb_buf_puts(out, ",\"blocks\":["));
+        s_check(&m, evb_buf_append(out, m.blocks.data, m.blocks.len));
+        s_check(&m, evb_buf_putc(out, ']'));
+    }
     s_style(&m, out);
     s_check(&m, evb_buf_putc(out, '}'));
     evb_buf_free(&m.text);

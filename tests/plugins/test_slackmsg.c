@@ -389,6 +389,15 @@ static void test_a_template_substitutes_attributes_and_data_paths(void)
     free(got);
 }
 
+static void test_a_template_that_renders_empty_still_has_text(void)
+{
+    fake_t f = {.attrs = {{"type", "build.done"}}};
+    sm_template_t t = {.text = "{{data.nothing}}", .body = "{{subject}}"};
+    char *got = build(&f, &t, NULL);
+    expect(got, "{\"text\":\"build.done\"}"); /* no empty text, no empty blocks */
+    free(got);
+}
+
 static void test_template_syntax_errors_are_named(void)
 {
     char err[256];
@@ -546,6 +555,7 @@ static CU_TestInfo s_tests[] = {
      test_a_cut_never_splits_an_escape_or_a_character},
     {"templates", test_a_template_substitutes_attributes_and_data_paths},
     {"template errors", test_template_syntax_errors_are_named},
+    {"empty renders", test_a_template_that_renders_empty_still_has_text},
     {"durations", test_durations_in_human_units},
     CU_TEST_INFO_NULL,
 };
