@@ -133,10 +133,10 @@ static size_t s_lookup(const evb_dedupe_t *d, const char *id, size_t len,
     }
 }
 
-/* Remove the FIFO's oldest entry from the table and the FIFO. */
-static void s_drop_oldest(evb_dedupe_t *d)
+/* Take entry e out of the table and free its id; the FIFO is the
+ * caller's to adjust. */
+static void s_forget(evb_dedupe_t *d, s_entry_t *e)
 {
-    s_entry_t *e = &d->fifo[d->head];
     size_t mask = d->n_slots - 1;
     size_t i = s_lookup(d, e->id, e->len, e->hash);
     if (i < d->n_slots) {
@@ -155,6 +155,12 @@ static void s_drop_oldest(evb_dedupe_t *d)
     if (e->id != e->inline_id)
         free(e->id);
     e->id = NULL;
+}
+
+/* Remove the FIFO's oldest entry from the table and the FIFO. */
+static void s_drop_oldest(evb_dedupe_t *d)
+{
+    s_forget(d, &d->fifo[d->head]);
     d->head = (d->head + 1) % d->max_ids;
     d->count--;
 }
@@ -264,24 +270,7 @@ void evb_dedupe_unclaim(evb_dedupe_t *d)
     if (!d->count)
         return;
     /* the newest entry: take it out of the table, then off the FIFO */
-    size_t pos = (d->head + d->count - 1) % d->max_ids;
-    s_entry_t *e = &d->fifo[pos];
-    size_t mask = d->n_slots - 1;
-    size_t i = s_lookup(d, e->id, e->len, e->hash);
-    if (i < d->n_slots) {
-        d->slots[i] = 0;
-        for (size_t j = (i + 1) & mask; d->slots[j]; j = (j + 1) & mask) {
-            size_t home = d->fifo[POS(d->slots[j])].hash & mask;
-            if (((j - home) & mask) >= ((j - i) & mask)) {
-                d->slots[i] = d->slots[j];
-                d->slots[j] = 0;
-                i = j;
-            }
-        }
-    }
-    if (e->id != e->inline_id)
-        free(e->id);
-    e->id = NULL;
+    s_forget(d, &d->fifo[(d->head + d->count - 1) % d->max_ids]);
     d->count--;
 }
 

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <evbus/plugin.h>
@@ -244,21 +243,9 @@ static size_t s_on_body(char *data, size_t size, size_t n, void *userdata)
 static size_t s_on_header(char *data, size_t size, size_t n, void *userdata)
 {
     s_slack_t *h = userdata;
-    size_t len = size * n;
-    if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
-        size_t v = 12;
-        while (v < len && (data[v] == ' ' || data[v] == '\t'))
-            v++;
-        size_t e = len;
-        while (e > v && (data[e - 1] == '\r' || data[e - 1] == '\n' ||
-                         data[e - 1] == ' '))
-            e--;
-        size_t m = e - v < sizeof h->retry_after - 1 ? e - v
-                                                     : sizeof h->retry_after - 1;
-        memcpy(h->retry_after, data + v, m);
-        h->retry_after[m] = '\0';
-    }
-    return len;
+    whfmt_retry_after_header(data, size * n, h->retry_after,
+                             sizeof h->retry_after);
+    return size * n;
 }
 
 /* Send h->payload at Slack's pace. `what` names it in the log line. */

@@ -294,25 +294,8 @@ static const char *s_attr(const s_msg_t *m, const char *name)
     return v && *v ? v : NULL;
 }
 
-/* data.<path> escaped into dst (cut to fit, on a character boundary);
- * "" when absent. */
-static void s_data(const s_msg_t *m, const char *path, char *dst,
-                   size_t cap)
-{
-    dst[0] = '\0';
-    char *v = m->ev->data_text(m->ev->ctx, path);
-    if (!v)
-        return;
-    evb_buf_t b = EVB_BUF_INIT;
-    if (sm_escape(&b, v, strlen(v)) == 0 && b.len) {
-        int cut;
-        size_t n = sm_cut(b.data, b.len, cap / 4 > 0 ? cap / 4 - 1 : 0, &cut);
-        snprintf(dst, cap, "%.*s%s", (int)n, b.data, cut ? s_ellipsis : "");
-    }
-    evb_buf_free(&b);
-    m->ev->free_text(m->ev->ctx, v);
-}
-
+/* v escaped into dst, cut to fit on a character boundary (cap / 4
+ * characters, so any UTF-8 fits); "" when v is NULL. */
 static void s_escaped(const char *v, char *dst, size_t cap)
 {
     dst[0] = '\0';
@@ -325,6 +308,16 @@ static void s_escaped(const char *v, char *dst, size_t cap)
         snprintf(dst, cap, "%.*s%s", (int)n, b.data, cut ? s_ellipsis : "");
     }
     evb_buf_free(&b);
+}
+
+/* data.<path>, the same way. */
+static void s_data(const s_msg_t *m, const char *path, char *dst,
+                   size_t cap)
+{
+    char *v = m->ev->data_text(m->ev->ctx, path);
+    s_escaped(v, dst, cap);
+    if (v)
+        m->ev->free_text(m->ev->ctx, v);
 }
 
 static int s_number(const s_msg_t *m, const char *path, double *out)
@@ -643,6 +636,32 @@ static void s_style(s_msg_t *m, evb_buf_t *out)
     s_member(m, out, "icon_url", m->style->icon_url);
 }
 
+/* Append the payload of the message m holds, and free m's buffers. An
+ * empty text (Slack refuses it: "no_text") becomes the event's type. */
+static int s_payload(s_msg_t *m, const char *type, evb_buf_t *out)
+{
+    if (!m->text.len) {
+        s_lead(m, &m->text);
+        const char *t = *type ? type : "event";
+        s_check(m, sm_escape(&m->text, t, strlen(t)));
+    }
+    s_check(m, evb_buf_puts(out, "{\"text\":"));
+    s_check(m, s_json_text(out, &m->scratch, m->text.data, m->text.len,
+                           SM_TEXT_MAX));
+    if (m->n_blocks) { /* none (a template that rendered empty): text only */
+        s_check(m, evb_buf_puts(out, ",\"blocks\":["));
+        s_check(m, evb_buf_append(out, m->blocks.data, m->blocks.len));
+        s_check(m, evb_buf_putc(out, ']'));
+    }
+    s_style(m, out);
+    s_check(m, evb_buf_putc(out, '}'));
+    evb_buf_free(&m->text);
+    evb_buf_free(&m->blocks);
+    evb_buf_free(&m->line);
+    evb_buf_free(&m->scratch);
+    return m->err ? -1 : 0;
+}
+
 /* ------------------------------------------------------------ summaries */
 
 #define SUMMARY_LINES 20 /* events listed in a summary */
@@ -694,21 +713,7 @@ int sm_summary(const char *type, int count, int64_t window_ms,
         s_check(&m, evb_buf_printf(&m.line, "\n%s and %d more", s_ellipsis,
                                    count - shown));
     s_section(&m, &m.line);
-
-    s_check(&m, evb_buf_puts(out, "{\"text\":"));
-    s_check(&m, s_json_text(out, &m.scratch, m.text.data, m.text.len,
-                            SM_TEXT_MAX));
-    s_check(&m, evb_buf_puts(out, ",\"blocks\":["));
-    s_check(&m, evb_buf_append(out, m.blocks.data ? m.blocks.data : "",
-                               m.blocks.len));
-    s_check(&m, evb_buf_putc(out, ']'));
-    s_style(&m, out);
-    s_check(&m, evb_buf_putc(out, '}'));
-    evb_buf_free(&m.text);
-    evb_buf_free(&m.blocks);
-    evb_buf_free(&m.line);
-    evb_buf_free(&m.scratch);
-    return m.err ? -1 : 0;
+    return s_payload(&m, "", out);
 }
 
 /* ------------------------------------------------------------ the payload */
@@ -730,24 +735,5 @@ int sm_build(const sm_event_t *ev, const sm_template_t *tmpl,
     else
         s_generic(&m);
 
-    if (!m.text.len) { /* Slack refuses an empty text ("no_text") */
-        s_lead(&m, &m.text);
-        s_check(&m, sm_escape(&m.text, *type ? type : "event",
-                              strlen(*type ? type : "event")));
-    }
-    s_check(&m, evb_buf_puts(out, "{\"text\":"));
-    s_check(&m, s_json_text(out, &m.scratch, m.text.data, m.text.len,
-                            SM_TEXT_MAX));
-    if (m.n_blocks) { /* none (a template that rendered empty): text only */
-        s_check(&m, evb_buf_puts(out, ",\"blocks\":["));
-        s_check(&m, evb_buf_append(out, m.blocks.data, m.blocks.len));
-        s_check(&m, evb_buf_putc(out, ']'));
-    }
-    s_style(&m, out);
-    s_check(&m, evb_buf_putc(out, '}'));
-    evb_buf_free(&m.text);
-    evb_buf_free(&m.blocks);
-    evb_buf_free(&m.line);
-    evb_buf_free(&m.scratch);
-    return m.err ? -1 : 0;
+    return s_payload(&m, type, out);
 }

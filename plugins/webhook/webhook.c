@@ -301,13 +301,22 @@ static void s_group_note(s_group_t *g, size_t ep, whfmt_outcome_t o,
     }
 }
 
+/* Whether finishing g touches the done table (then under the lock): only
+ * to remember a partial result for a retry, or when some earlier attempt
+ * left entries behind. Most attempts need neither. */
+static int s_group_shared(s_hook_t *h, const s_group_t *g)
+{
+    return g->retry || atomic_load(&h->done_live) > 0;
+}
+
 /* The attempt's outcome once every endpoint has answered; remembers who
- * has the event for the retry. Lock held. Returns EVBUS_OK/RETRY/DROP
- * with the reason and hint set on the attempt. */
-static int s_group_finish(s_hook_t *h, s_group_t *g)
+ * has the event for the retry. `shared` from s_group_shared, with the lock
+ * held when it is set. Returns EVBUS_OK/RETRY/DROP with the reason and
+ * hint set on the attempt. */
+static int s_group_finish(s_hook_t *h, s_group_t *g, int shared)
 {
     const evbus_host_t *host = h->host;
-    s_done_t *d = s_done_find(h, g->id);
+    s_done_t *d = shared ? s_done_find(h, g->id) : NULL;
     if (g->retry) {
         /* remember who has it, so the retry goes to the rest only */
         if (g->n_done || g->n_perm) {
@@ -368,22 +377,9 @@ static size_t s_on_body(char *data, size_t size, size_t n, void *userdata)
 static size_t s_on_header(char *data, size_t size, size_t n, void *userdata)
 {
     s_req_t *r = userdata;
-    size_t len = size * n;
-    if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
-        size_t v = 12;
-        while (v < len && (data[v] == ' ' || data[v] == '\t'))
-            v++;
-        size_t end = len;
-        while (end > v && (data[end - 1] == '\r' || data[end - 1] == '\n' ||
-                           data[end - 1] == ' '))
-            end--;
-        size_t m = end - v < sizeof r->retry_after - 1
-                       ? end - v
-                       : sizeof r->retry_after - 1;
-        memcpy(r->retry_after, data + v, m);
-        r->retry_after[m] = '\0';
-    }
-    return len;
+    whfmt_retry_after_header(data, size * n, r->retry_after,
+                             sizeof r->retry_after);
+    return size * n;
 }
 
 /* Worker (or main thread once the engine has stopped). */
@@ -479,17 +475,12 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
         s_reason_add(g, "%s: %s", ep->label, what);
     s_group_note(g, r->ep, o, hint);
     if (--g->pending == 0) {
-        int rc;
-        if (!g->retry && !atomic_load(&h->done_live)) {
-            /* the common case: nothing to remember, nothing to forget */
-            rc = g->permanent ? EVBUS_DROP : EVBUS_OK;
-            if (rc == EVBUS_DROP)
-                host->attempt_reason(g->att, "%s", g->reason);
-        } else {
+        int shared = s_group_shared(h, g);
+        if (shared)
             pthread_mutex_lock(&h->lock);
-            rc = s_group_finish(h, g);
+        int rc = s_group_finish(h, g, shared);
+        if (shared)
             pthread_mutex_unlock(&h->lock);
-        }
         host->attempt_complete(g->att, rc);
         r->frees_group = 1;
     }
@@ -988,7 +979,7 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
     pthread_mutex_lock(&h->lock);
     if (!queued) {
         /* everything was decided here: finish now */
-        int rc = s_group_finish(h, g);
+        int rc = s_group_finish(h, g, 1);
         pthread_mutex_unlock(&h->lock);
         free(g);
         return rc;

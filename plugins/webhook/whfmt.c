@@ -122,6 +122,26 @@ int whfmt_url_check(const char *url, char *why, size_t whysz)
     return 0;
 }
 
+int whfmt_retry_after_header(const char *line, size_t len, char *out,
+                             size_t cap)
+{
+    static const char name[] = "retry-after:";
+    size_t n = sizeof name - 1;
+    if (len <= n || strncasecmp(line, name, n) != 0 || cap == 0)
+        return 0;
+    size_t v = n;
+    while (v < len && (line[v] == ' ' || line[v] == '\t'))
+        v++;
+    size_t end = len;
+    while (end > v && (line[end - 1] == '\r' || line[end - 1] == '\n' ||
+                       line[end - 1] == ' ' || line[end - 1] == '\t'))
+        end--;
+    size_t m = end - v < cap - 1 ? end - v : cap - 1;
+    memcpy(out, line + v, m);
+    out[m] = '\0';
+    return 1;
+}
+
 void whfmt_excerpt(const char *body, size_t len, size_t max, char *out,
                    size_t cap)
 {

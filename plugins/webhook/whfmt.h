@@ -23,6 +23,13 @@ whfmt_outcome_t whfmt_classify(int transport_ok, long status);
  * a date in the past, capped at one day; -1 when the value is neither. */
 int64_t whfmt_retry_after_ms(const char *value, int64_t now_ms);
 
+/* A Retry-After response header line ("Retry-After: 120\r\n", any case)
+ * as libcurl's header callback hands it: its value without surrounding
+ * blanks into out (cut to cap - 1), 1; 0 for any other line (out left as
+ * it was). */
+int whfmt_retry_after_header(const char *line, size_t len, char *out,
+                             size_t cap);
+
 /* The URL as logs may show it: scheme, host, port and path, without
  * userinfo, query or fragment (which often carry tokens). */
 void whfmt_url_label(const char *url, char *out, size_t cap);
