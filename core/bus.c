@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "control.h"
+#include "figures.h"
 #include "log.h"
 #include "stats.h"
 
@@ -43,6 +44,11 @@ typedef struct s_reply {
     char *id;   /* inline_id, or malloc'd when longer */
     char *code; /* NULL: ACCEPTED */
     char *text;
+    /* the counter this message went to when it arrived (accepted or
+     * duplicates of its type), moved to `unavailable` if the journal
+     * fails before the event is durable; NULL for a rejection */
+    atomic_uint_fast64_t *counted;
+    evb_type_stats_t *type;
     char inline_id[REPLY_INLINE_ID];
 } s_reply_t;
 
@@ -374,9 +380,14 @@ static int64_t s_accept_time(evb_bus_t *bus)
  * detail filled (counted and logged here). */
 static int s_accept(evb_bus_t *bus, evb_ingress_t in, zmq_msg_t *type,
                     zmq_msg_t *env, evb_event_t **out, uint64_t *orig_seq,
-                    evb_reject_t *why, char *detail, size_t dsize)
+                    evb_reject_t *why, char *detail, size_t dsize,
+                    evb_type_stats_t **counted)
 {
     *out = NULL;
+    evb_type_stats_t *ts = evb_stats_type(zmq_msg_data(type),
+                                          zmq_msg_size(type));
+    *counted = ts;
+    evb_count(&ts->received[in]);
     evb_event_t *ev = evb_event_decode(
         zmq_msg_data(type), zmq_msg_size(type), zmq_msg_data(env),
         zmq_msg_size(env), &bus->cfg->limits, s_accept_time(bus), why, detail,
@@ -386,18 +397,18 @@ static int s_accept(evb_bus_t *bus, evb_ingress_t in, zmq_msg_t *type,
                 : EVB_REFUSED;
     if (rc == EVB_REFUSED) {
         evb_event_release(ev);
-        evb_count(&evb_stats.rejected[in][*why]);
+        evb_count(&ts->rejected[in][*why]);
         evb_log_limited(&bus->rl_reject, EVBUS_LOG_WARN, NULL,
                         "ingress %s: rejected an event: %s: %s",
                         evb_ingress_name(in), evb_reject_code(*why), detail);
         return rc;
     }
     if (rc == EVB_DUPLICATE) {
-        evb_count(&evb_stats.duplicates[in]);
+        evb_count(&ts->duplicates[in]);
         evb_event_release(ev);
         return rc;
     }
-    evb_count(&evb_stats.accepted[in]);
+    evb_count(&ts->accepted[in]);
     *out = ev;
     return rc;
 }
@@ -408,7 +419,9 @@ static void s_refuse_frames(evb_bus_t *bus, evb_ingress_t in, int got,
     *why = EVB_REJECT_FRAMES;
     snprintf(detail, dsize,
              "expected 2 frames [type][envelope], got %d", got);
-    evb_count(&evb_stats.rejected[in][*why]);
+    evb_type_stats_t *ts = evb_stats_type(NULL, 0);
+    evb_count(&ts->received[in]);
+    evb_count(&ts->rejected[in][*why]);
     evb_log_limited(&bus->rl_reject, EVBUS_LOG_WARN, NULL,
                     "ingress %s: rejected a message: bad_frames: %s",
                     evb_ingress_name(in), detail);
@@ -421,7 +434,6 @@ static void s_serve_sub(evb_bus_t *bus)
     for (int i = 0; i < BATCH && bus->sub; i++) {
         if (s_recv(bus->sub, &m) < 0)
             return;
-        evb_count(&evb_stats.received[EVB_INGRESS_PUB]);
         evb_reject_t why;
         if (m.total != 2) {
             s_refuse_frames(bus, EVB_INGRESS_PUB, m.total, &why, detail,
@@ -429,8 +441,10 @@ static void s_serve_sub(evb_bus_t *bus)
         } else {
             evb_event_t *ev;
             uint64_t orig;
+            evb_type_stats_t *ts;
             if (s_accept(bus, EVB_INGRESS_PUB, &m.parts[0], &m.parts[1], &ev,
-                         &orig, &why, detail, sizeof detail) == EVB_ACCEPTED) {
+                         &orig, &why, detail, sizeof detail,
+                         &ts) == EVB_ACCEPTED) {
                 s_egress(bus, ev);
                 evb_event_release(ev);
             }
@@ -444,7 +458,8 @@ static void s_serve_sub(evb_bus_t *bus)
 
 static void s_reply_queue(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
                           uint64_t seq, const char *id, const char *code,
-                          const char *text)
+                          const char *text, evb_type_stats_t *type,
+                          atomic_uint_fast64_t *counted)
 {
     if (bus->n_replies == bus->cap_replies) {
         size_t cap = bus->cap_replies ? bus->cap_replies * 2 : 256;
@@ -484,6 +499,8 @@ static void s_reply_queue(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
         memcpy(r->id, id, idlen + 1);
     r->code = code ? strdup(code) : NULL;
     r->text = text ? strdup(text) : NULL;
+    r->type = type;
+    r->counted = counted;
     bus->n_replies++;
 }
 
@@ -547,8 +564,14 @@ static size_t s_replies_flush(evb_bus_t *bus)
             free(r->text);
             r->code = strdup(evb_reject_code(EVB_REJECT_UNAVAILABLE));
             r->text = strdup(text);
-            evb_count(&evb_stats.rejected[EVB_INGRESS_ACK]
-                                         [EVB_REJECT_UNAVAILABLE]);
+            /* counted as accepted when it arrived: it was not */
+            if (r->counted) {
+                atomic_fetch_sub_explicit(r->counted, 1,
+                                          memory_order_relaxed);
+                evb_count(&r->type->rejected[EVB_INGRESS_ACK]
+                                            [EVB_REJECT_UNAVAILABLE]);
+                r->counted = NULL;
+            }
         }
         s_reply_send(bus, r);
         s_reply_free(r);
@@ -565,7 +588,6 @@ static void s_serve_router(evb_bus_t *bus)
     for (int i = 0; i < BATCH && bus->router_sock; i++) {
         if (s_recv(bus->router_sock, &m) < 0)
             return;
-        evb_count(&evb_stats.received[EVB_INGRESS_ACK]);
         /* [identity] then, from REQ, an empty delimiter frame */
         int delimited = m.n >= 2 && zmq_msg_size(&m.parts[1]) == 0;
         int first = delimited ? 2 : 1;
@@ -575,18 +597,19 @@ static void s_serve_router(evb_bus_t *bus)
             s_refuse_frames(bus, EVB_INGRESS_ACK, payload, &why, detail,
                             sizeof detail);
             s_reply_queue(bus, &m.parts[0], delimited, 0, "",
-                          evb_reject_code(why), detail);
+                          evb_reject_code(why), detail, NULL, NULL);
             s_close(&m);
             continue;
         }
         zmq_msg_t *type = &m.parts[first], *env = &m.parts[first + 1];
         evb_event_t *ev;
         uint64_t orig = 0;
+        evb_type_stats_t *ts;
         int rc = s_accept(bus, EVB_INGRESS_ACK, type, env, &ev, &orig, &why,
-                          detail, sizeof detail);
+                          detail, sizeof detail, &ts);
         if (rc == EVB_ACCEPTED) {
             s_reply_queue(bus, &m.parts[0], delimited, ev->seq, ev->id, NULL,
-                          NULL);
+                          NULL, ts, &ts->accepted[EVB_INGRESS_ACK]);
             s_egress(bus, ev);
             evb_event_release(ev);
         } else {
@@ -595,10 +618,10 @@ static void s_serve_router(evb_bus_t *bus)
                 id[0] = '\0';
             if (rc == EVB_DUPLICATE) /* the original acceptance */
                 s_reply_queue(bus, &m.parts[0], delimited, orig, id, NULL,
-                              NULL);
+                              NULL, ts, &ts->duplicates[EVB_INGRESS_ACK]);
             else
                 s_reply_queue(bus, &m.parts[0], delimited, 0, id,
-                              evb_reject_code(why), detail);
+                              evb_reject_code(why), detail, NULL, NULL);
         }
         s_close(&m);
     }
@@ -715,5 +738,6 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
         if (i_control >= 0 && (items[i_control].revents & ZMQ_POLLIN))
             s_serve_control(bus);
         evb_router_housekeeping(bus->router);
+        evb_figures_beat();
     }
 }

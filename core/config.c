@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "stats.h"
 
 static atomic_int s_errors;
 
@@ -547,7 +548,7 @@ static const char *const s_journal_keys[] = {
 static const char *const s_control_keys[] = {"endpoint", NULL};
 static const char *const s_ingress_keys[] = {
     "pub",       "ack",          "rcvhwm", "ack_sndhwm", "max_message_size",
-    "max_depth", "max_attr_len", NULL};
+    "max_depth", "max_attr_len", "max_types", NULL};
 static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
                                             NULL};
 static const char *const s_instance_keys[] = {
@@ -565,6 +566,7 @@ static void s_load_ingress(evb_config_t *cfg, const config_setting_t *root)
     s_endpoint(g, "pub", &cfg->ingress_pub);
     s_endpoint(g, "ack", &cfg->ingress_ack);
     s_int(g, "rcvhwm", 1, INT_MAX, &cfg->ingress_rcvhwm);
+    s_int(g, "max_types", 1, 1000000, &cfg->max_types);
     s_int(g, "ack_sndhwm", 1, INT_MAX, &cfg->ack_sndhwm);
     int64_t v;
     if (s_size(g, "max_message_size", 64, (int64_t)256 << 20, &v) > 0)
@@ -1086,6 +1088,7 @@ static evb_config_t *s_load_file(const char *path, int *errors, int keep)
     cfg->ingress_ack = strdup("tcp://127.0.0.1:7701");
     cfg->egress_pub = strdup("tcp://127.0.0.1:7702");
     cfg->ingress_rcvhwm = 100000;
+    cfg->max_types = EVB_MAX_TYPES_DEFAULT;
     cfg->egress_sndhwm = 100000;
     cfg->egress_skip_on_slow = 1;
     cfg->ack_sndhwm = 100000;

@@ -45,6 +45,7 @@ typedef struct evb_config {
                                 it); 0: "drop" (ZeroMQ drops for the slow
                                 subscriber only, uncounted) */
     int ack_sndhwm;         /* replies queued per acked publisher */
+    int max_types;          /* event types counted separately (stats.h) */
     evb_limits_t limits;
     char *dead_letter_dir;
     /* the durable journal (docs/durability.md) */

@@ -33,32 +33,22 @@ static evb_instance_t *s_find(evb_router_t *r, const char *name)
     return NULL;
 }
 
-static uint64_t s_sum(atomic_uint_fast64_t *v, int n)
-{
-    uint64_t t = 0;
-    for (int i = 0; i < n; i++)
-        t += evb_read(&v[i]);
-    return t;
-}
-
 /* ------------------------------------------------------------- status */
 
 static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
 {
     evb_buf_t b = EVB_BUF_INIT;
-    uint64_t rejected = 0;
-    for (int in = 0; in < EVB_INGRESS__COUNT; in++)
-        rejected += s_sum(evb_stats.rejected[in], EVB_REJECT__COUNT);
+    evb_ingress_totals_t pub, ack;
+    evb_stats_ingress_totals(EVB_INGRESS_PUB, &pub);
+    evb_stats_ingress_totals(EVB_INGRESS_ACK, &ack);
     evb_buf_printf(&b,
                    "{\"version\":\"%s\",\"ingress\":{\"accepted\":%llu,"
                    "\"rejected\":%llu,\"duplicates\":%llu},"
                    "\"egress\":{\"published\":%llu,\"dropped\":%llu}",
                    EVBUS_VERSION,
-                   (unsigned long long)s_sum(evb_stats.accepted,
-                                             EVB_INGRESS__COUNT),
-                   (unsigned long long)rejected,
-                   (unsigned long long)s_sum(evb_stats.duplicates,
-                                             EVB_INGRESS__COUNT),
+                   (unsigned long long)(pub.accepted + ack.accepted),
+                   (unsigned long long)(pub.rejected + ack.rejected),
+                   (unsigned long long)(pub.duplicates + ack.duplicates),
                    (unsigned long long)evb_read(&evb_stats.egress_published),
                    (unsigned long long)evb_read(&evb_stats.egress_dropped));
     uint64_t written = 0;

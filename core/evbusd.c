@@ -15,6 +15,7 @@
 #include "bus.h"
 #include "commit.h"
 #include "dedupe.h"
+#include "figures.h"
 #include "journal.h"
 #include "clock.h"
 #include "config.h"
@@ -186,12 +187,11 @@ static void s_print_check(const evb_config_t *cfg, const s_state_t *st)
 
 static void s_log_totals(const s_state_t *st)
 {
-    uint64_t acc = evb_read(&evb_stats.accepted[EVB_INGRESS_PUB]) +
-                   evb_read(&evb_stats.accepted[EVB_INGRESS_ACK]);
-    uint64_t rej = 0;
-    for (int in = 0; in < EVB_INGRESS__COUNT; in++)
-        for (int r = 0; r < EVB_REJECT__COUNT; r++)
-            rej += evb_read(&evb_stats.rejected[in][r]);
+    evb_ingress_totals_t pub, ack;
+    evb_stats_ingress_totals(EVB_INGRESS_PUB, &pub);
+    evb_stats_ingress_totals(EVB_INGRESS_ACK, &ack);
+    uint64_t acc = pub.accepted + ack.accepted;
+    uint64_t rej = pub.rejected + ack.rejected;
     evb_info("totals: %llu accepted, %llu rejected, %llu re-published, "
              "%llu egress drops",
              (unsigned long long)acc, (unsigned long long)rej,
@@ -384,18 +384,25 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_journal;
     }
+    evb_stats_set_max_types((size_t)cfg->max_types);
     evb_bus_t *bus = evb_bus_new(cfg, &router);
     if (!bus) {
         rc = 1;
         goto out_journal;
     }
+    evb_figures_attach(&router, cfg);
     for (size_t i = 0; i < st.n_instances; i++) {
         if (evb_instance_start(st.instances[i]) < 0) {
             rc = 1;
+            /* the ones started stop cleanly (a metrics endpoint closes) */
+            for (size_t k = 0; k < i; k++)
+                evb_instance_stop(st.instances[k], evb_mono_ms());
+            evb_figures_detach();
             evb_bus_destroy(&bus);
             goto out_journal;
         }
     }
+    evb_figures_set_ready(1);
     evb_info("evbusd %s ready: ingress.pub %s, ingress.ack %s, egress.pub "
              "%s; %zu instance%s",
              EVBUS_VERSION, *cfg->ingress_pub ? cfg->ingress_pub : "(off)",
@@ -407,6 +414,7 @@ int main(int argc, char **argv)
     int sig = evb_bus_run(bus, s_signal_pipe[0]);
     evb_info("%s: stopping ingress, draining for up to %lld ms",
              strsignal(sig), (long long)cfg->shutdown_timeout_ms);
+    evb_figures_set_ready(0);
     evb_bus_stop_ingress(bus);
     int64_t deadline = evb_mono_ms() + cfg->shutdown_timeout_ms;
     /* every instance drains in parallel: ask all first, then wait */
@@ -414,6 +422,7 @@ int main(int argc, char **argv)
         evb_instance_begin_drain(st.instances[i], deadline);
     for (size_t i = 0; i < st.n_instances; i++)
         evb_instance_stop(st.instances[i], deadline);
+    evb_figures_detach();
     s_log_totals(&st);
     evb_bus_destroy(&bus);
     evb_event_reclaim_end(); /* workers and ZeroMQ's threads are gone */

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "config.h"
 #include "event.h"
+#include "figures.h"
 #include "instance.h"
 #include "log.h"
 #include "schema.h"
@@ -229,6 +230,7 @@ static const evbus_host_t s_host = {
     .free = s_free,
     .now_ms = s_now_ms,
     .event_json_into = s_event_json_into,
+    .figures = evb_figures_visit,
 };
 
 const evbus_host_t *evb_host_table(void)

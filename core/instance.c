@@ -50,6 +50,7 @@ static void s_window_push(evb_instance_t *inst, evb_event_t *ev)
     evb_slot_t *slot = s_slot(inst, inst->tail++);
     slot->ev = evb_event_retain(ev);
     slot->seq = ev->seq;
+    slot->accepted_ms = ev->accepted_ms;
     atomic_store_explicit(&slot->done, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
     inst->wake_pending = 1;
@@ -181,9 +182,17 @@ static void s_finish(evb_attempt_t *att)
     evb_event_release(ev);
 }
 
+const char *evb_dead_cause_name(evb_dead_cause_t c)
+{
+    static const char *const names[EVB_DEAD__COUNT] = {
+        "permanent", "max_attempts", "max_age",  "broken",
+        "disabled",  "overflow",     "shutdown", "internal"};
+    return c >= 0 && c < EVB_DEAD__COUNT ? names[c] : "internal";
+}
+
 /* Dead-letter one event. */
 static void s_dead_event(evb_instance_t *inst, evb_event_t *ev, int attempts,
-                         const char *reason)
+                         evb_dead_cause_t cause, const char *reason)
 {
     evb_log_limited(&inst->rl_dead, EVBUS_LOG_ERROR, inst->name,
                     "event %s (%s) dead-lettered after %d attempt%s: %s",
@@ -191,12 +200,13 @@ static void s_dead_event(evb_instance_t *inst, evb_event_t *ev, int attempts,
                     reason);
     evb_deadletter_write(inst->dead, ev, reason, attempts);
     /* counted once written, so the count never runs ahead of the file */
-    atomic_fetch_add(&inst->n_dead, 1);
+    atomic_fetch_add(&inst->n_dead[cause], 1);
 }
 
-static void s_dead(evb_attempt_t *att, const char *reason)
+static void s_dead(evb_attempt_t *att, evb_dead_cause_t cause,
+                   const char *reason)
 {
-    s_dead_event(att->inst, att->ev, att->number, reason);
+    s_dead_event(att->inst, att->ev, att->number, cause, reason);
     s_finish(att);
 }
 
@@ -210,15 +220,23 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
     evb_instance_t *inst = att->inst;
     evb_event_t *ev = att->ev;
     char why[1400];
+    int64_t took_us = 0;
+    evb_dead_cause_t cause = EVB_DEAD_INTERNAL;
 
+    if (result >= EVBUS_OK && result <= EVBUS_BROKEN &&
+        result != EVBUS_PENDING) {
+        took_us = evb_mono_us() - att->started_us;
+        evb_hist_observe(&inst->h_attempt, took_us);
+    }
     switch (result) {
     case EVBUS_OK:
         atomic_fetch_add(&inst->n_delivered, 1);
+        evb_hist_observe(&inst->h_delivery,
+                         (evb_now_ms() - ev->accepted_ms) * 1000);
         if (evb_log_level() >= EVBUS_LOG_DEBUG)
             evb_log(EVBUS_LOG_DEBUG, inst->name,
                     "delivered event %s (%s), attempt %d, %lld ms", ev->id,
-                    ev->type, att->number,
-                    (long long)((evb_mono_us() - att->started_us) / 1000));
+                    ev->type, att->number, (long long)(took_us / 1000));
         s_finish(att);
         return;
 
@@ -253,43 +271,46 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                         "attempt %d of event %s (%s) failed after %lld ms: "
                         "%s; next attempt in %lld ms",
                         att->number, ev->id, ev->type,
-                        (long long)((evb_mono_us() - att->started_us) / 1000),
+                        (long long)(took_us / 1000),
                         s_reason(att),
                         (long long)(due_mono - evb_mono_ms()));
                     return;
                 }
             }
             pthread_mutex_unlock(&inst->lock);
+            cause = late ? EVB_DEAD_SHUTDOWN : EVB_DEAD_INTERNAL;
             snprintf(why, sizeof why,
                      late ? "shutdown: the next attempt was due after the "
                             "shutdown deadline; last error: %s"
                           : "out of memory scheduling a retry; last error: %s",
                      s_reason(att));
         } else if (v == EVB_RETRY_GIVE_UP_ATTEMPTS) {
+            cause = EVB_DEAD_MAX_ATTEMPTS;
             snprintf(why, sizeof why,
                      "gave up after %d attempts (max_attempts); last error: "
                      "%s",
                      att->number, s_reason(att));
         } else {
+            cause = EVB_DEAD_MAX_AGE;
             snprintf(why, sizeof why,
                      "gave up after %d attempts: the next one would be past "
                      "max_age (%lld ms); last error: %s",
                      att->number, (long long)inst->conf->retry.max_age_ms,
                      s_reason(att));
         }
-        s_dead(att, why);
+        s_dead(att, cause, why);
         return;
     }
 
     case EVBUS_DROP:
         snprintf(why, sizeof why, "permanent failure: %s", s_reason(att));
-        s_dead(att, why);
+        s_dead(att, EVB_DEAD_PERMANENT, why);
         return;
 
     case EVBUS_BROKEN:
         evb_instance_disable(inst, s_reason(att));
         snprintf(why, sizeof why, "instance broken: %s", s_reason(att));
-        s_dead(att, why);
+        s_dead(att, EVB_DEAD_BROKEN, why);
         return;
 
     default:
@@ -460,7 +481,7 @@ static void s_run_attempt(evb_instance_t *inst, evb_attempt_t *att,
         snprintf(why, sizeof why, "instance disabled: %s",
                  inst->disabled_reason);
         att->number--; /* no attempt was made */
-        s_dead(att, why);
+        s_dead(att, EVB_DEAD_DISABLED, why);
         return;
     }
     int rc = inst->plugin->desc.deliver(inst->userdata, att->ev, att);
@@ -781,6 +802,7 @@ int evb_instance_start(evb_instance_t *inst)
         inst->n_threads++;
     }
     pthread_mutex_unlock(&inst->lock);
+    atomic_store(&inst->state, EVB_INST_RUNNING);
     if (inst->journal && !inst->live)
         evb_log(EVBUS_LOG_INFO, inst->name,
                 "resuming from the journal after seq %llu (%llu written)",
@@ -822,10 +844,11 @@ void evb_instance_push(evb_instance_t *inst, evb_event_t *ev)
 }
 
 /* An event the instance cannot take: dead-lettered (no lock held). */
-static void s_refuse(evb_instance_t *inst, evb_event_t *ev, const char *why)
+static void s_refuse(evb_instance_t *inst, evb_event_t *ev,
+                     evb_dead_cause_t cause, const char *why)
 {
     atomic_fetch_add_explicit(&inst->n_enqueued, 1, memory_order_relaxed);
-    s_dead_event(inst, ev, 0, why);
+    s_dead_event(inst, ev, 0, cause, why);
 }
 
 /* Publish how far ingest has routed: never backwards (stage_seen is 0
@@ -849,7 +872,7 @@ void evb_instance_flush(evb_instance_t *inst)
         snprintf(why, sizeof why, "instance disabled: %s",
                  inst->disabled_reason);
         for (size_t i = 0; i < n; i++) {
-            s_refuse(inst, st[i], why);
+            s_refuse(inst, st[i], EVB_DEAD_DISABLED, why);
             evb_event_release(st[i]);
         }
         pthread_mutex_lock(&inst->lock);
@@ -904,7 +927,7 @@ void evb_instance_flush(evb_instance_t *inst)
                         "dead-letter file, the first %s",
                         inst->conf->queue_size, n - taken, st[taken]->id);
         for (size_t i = taken; i < n; i++)
-            s_refuse(inst, st[i], why);
+            s_refuse(inst, st[i], EVB_DEAD_OVERFLOW, why);
     }
     for (size_t i = 0; i < n; i++)
         evb_event_release(st[i]);
@@ -941,6 +964,8 @@ void evb_instance_begin_drain(evb_instance_t *inst, int64_t deadline_mono_ms)
 {
     if (inst->n_stage) /* whatever ingest staged last */
         evb_instance_flush(inst);
+    if (atomic_load(&inst->state) == EVB_INST_RUNNING)
+        atomic_store(&inst->state, EVB_INST_STOPPING);
     pthread_mutex_lock(&inst->lock);
     inst->stopping = 1;
     inst->deadline_mono = deadline_mono_ms;
@@ -959,6 +984,7 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
     if (inst->initialized && inst->plugin->desc.shutdown)
         inst->plugin->desc.shutdown(inst->userdata);
     inst->initialized = 0;
+    atomic_store(&inst->state, EVB_INST_STOPPED);
 
     /* what is left: queued, or waiting for a retry */
     size_t left = 0;
@@ -989,7 +1015,7 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
                  "shutdown: not delivered before the shutdown deadline%s%s",
                  att->reason[0] ? "; last error: " : "",
                  att->reason[0] ? att->reason : "");
-        s_dead(att, why);
+        s_dead(att, EVB_DEAD_SHUTDOWN, why);
     }
     pthread_mutex_lock(&inst->lock);
     left += inst->left_in_journal;
@@ -1060,7 +1086,9 @@ void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out)
     out->enqueued = atomic_load(&inst->n_enqueued);
     out->delivered = atomic_load(&inst->n_delivered);
     out->retried = atomic_load(&inst->n_retried);
-    out->dead_lettered = atomic_load(&inst->n_dead);
+    out->dead_lettered = 0;
+    for (int c = 0; c < EVB_DEAD__COUNT; c++)
+        out->dead_lettered += out->dead_by[c] = atomic_load(&inst->n_dead[c]);
     out->overflow = atomic_load(&inst->n_overflow);
     out->lost = atomic_load(&inst->n_lost);
     pthread_mutex_lock(&inst->lock);
@@ -1069,5 +1097,10 @@ void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out)
     out->in_flight = (uint64_t)atomic_load(&inst->in_flight);
     out->cursor = s_cursor(inst);
     out->live = inst->live;
+    s_trim(inst);
+    out->oldest_accepted_ms =
+        inst->head < inst->tail ? s_slot(inst, inst->head)->accepted_ms : 0;
     pthread_mutex_unlock(&inst->lock);
+    out->state = atomic_load(&inst->state);
+    out->disabled = atomic_load(&inst->disabled);
 }

@@ -44,9 +44,33 @@
 #include "loader.h"
 #include "log.h"
 #include "schema.h"
+#include "stats.h"
 
 typedef struct evbus_instance evb_instance_t;
 typedef struct evbus_attempt evb_attempt_t;
+
+/* Why an event was dead-lettered, for the figures (the dead letter itself
+ * carries the full reason). */
+typedef enum evb_dead_cause {
+    EVB_DEAD_PERMANENT = 0, /* "permanent": the plugin said DROP */
+    EVB_DEAD_MAX_ATTEMPTS,  /* "max_attempts" */
+    EVB_DEAD_MAX_AGE,       /* "max_age" */
+    EVB_DEAD_BROKEN,        /* "broken": the plugin said BROKEN */
+    EVB_DEAD_DISABLED,      /* "disabled": the instance was disabled */
+    EVB_DEAD_OVERFLOW,      /* "overflow": queue full, no journal */
+    EVB_DEAD_SHUTDOWN,      /* "shutdown": not delivered in time, no
+                               journal to keep it */
+    EVB_DEAD_INTERNAL,      /* "internal": out of memory */
+    EVB_DEAD__COUNT
+} evb_dead_cause_t;
+
+const char *evb_dead_cause_name(evb_dead_cause_t c);
+
+/* Where an instance is in its life, for the figures. */
+#define EVB_INST_CREATED 0
+#define EVB_INST_RUNNING 1  /* plugin initialised, workers started */
+#define EVB_INST_STOPPING 2 /* draining */
+#define EVB_INST_STOPPED 3
 
 /* Figures for logs, metrics and evbusctl; each a snapshot. */
 typedef struct evb_instance_stats {
@@ -56,6 +80,7 @@ typedef struct evb_instance_stats {
     uint64_t dead_lettered; /* given up (drop, max attempts/age, broken,
                                disabled; without a journal also overflow
                                and shutdown) */
+    uint64_t dead_by[EVB_DEAD__COUNT]; /* the same by cause */
     uint64_t overflow;      /* without a journal: dead-lettered, queue full;
                                with one: times the instance fell behind and
                                went to read the journal */
@@ -65,13 +90,18 @@ typedef struct evb_instance_stats {
     uint64_t retrying;      /* waiting for a retry */
     uint64_t in_flight;     /* attempts under way */
     uint64_t cursor;        /* every event up to this seq is done */
+    int64_t oldest_accepted_ms; /* the oldest event held in memory and not
+                                   done yet, Unix ms; 0 = none */
     int live;               /* 1 live, 0 catching up from the journal */
+    int state;              /* EVB_INST_* */
+    int disabled;
 } evb_instance_stats_t;
 
 /* One window slot. */
 typedef struct evb_slot {
     evb_event_t *ev; /* until its first attempt starts */
     uint64_t seq;
+    int64_t accepted_ms;
     atomic_int done;
 } evb_slot_t;
 
@@ -151,8 +181,12 @@ struct evbus_instance {
     size_t n_stage;
     uint64_t stage_seen; /* newest seq ingest routed, staged or passed */
 
-    atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_dead,
-        n_overflow, n_lost;
+    atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_overflow,
+        n_lost;
+    atomic_uint_fast64_t n_dead[EVB_DEAD__COUNT];
+    evb_hist_t h_attempt;  /* deliver() to outcome, every attempt */
+    evb_hist_t h_delivery; /* accepted to delivered (outcome OK) */
+    atomic_int state;      /* EVB_INST_* */
     evb_ratelimit_t rl_retry, rl_dead, rl_overflow;
     evb_ratelimit_t rl_plugin; /* the plugin's own log lines (host->log) */
 };

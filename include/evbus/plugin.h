@@ -35,7 +35,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define EVBUS_ABI_MAJOR 1
-#define EVBUS_ABI_MINOR 1
+#define EVBUS_ABI_MINOR 2
 
 #define EVBUS_ABI_MAKE(major, minor) \
     ((uint32_t)(((uint32_t)(major) << 16) | ((uint32_t)(minor) & 0xffffu)))
@@ -47,6 +47,7 @@ extern "C" {
  * against a newer header would claim entries the plugin never tested. */
 #define EVBUS_ABI_1_0 EVBUS_ABI_MAKE(1, 0)
 #define EVBUS_ABI_1_1 EVBUS_ABI_MAKE(1, 1)
+#define EVBUS_ABI_1_2 EVBUS_ABI_MAKE(1, 2)
 
 /* The one symbol a plugin exports. */
 #define EVBUS_PLUGIN_ENTRY_SYMBOL "evbus_plugin_entry"
@@ -134,6 +135,36 @@ typedef struct evbus_plugin evbus_plugin_t;
 #define EVBUS_PLUGIN_REENTRANT 0x1u
 #define EVBUS_PLUGIN_UNORDERED 0x2u
 
+/* Figure kinds (1.2), for evbus_figure_fn.
+ *  COUNTER    only goes up while the broker runs (restarts at 0).
+ *  GAUGE      a value now.
+ *  HISTOGRAM  observations in buckets, with their sum. */
+#define EVBUS_FIGURE_COUNTER 1
+#define EVBUS_FIGURE_GAUGE 2
+#define EVBUS_FIGURE_HISTOGRAM 3
+
+/*
+ * One figure of the broker (1.2), as host->figures() hands it over; every
+ * pointer is lent for the call only.
+ *  name    the series' name in Prometheus form ("evbus_events_received_total",
+ *          base units, counters end in _total); the list is
+ *          docs/metrics.md, and a name keeps its meaning within a MAJOR.
+ *  help    one line describing it.
+ *  kind    EVBUS_FIGURE_*.
+ *  labels  "name", "value", "name", "value", ..., NULL; values are raw
+ *          UTF-8 (escape them for your format).
+ *  value   COUNTER / GAUGE: the value; HISTOGRAM: the sum of observations.
+ *  n, bounds, counts
+ *          HISTOGRAM only (else 0, NULL, NULL): n buckets in increasing
+ *          order of their upper bound; counts[i] is cumulative (how many
+ *          observations were <= bounds[i]); bounds[n - 1] is +Inf, so
+ *          counts[n - 1] is the number of observations.
+ */
+typedef void (*evbus_figure_fn)(void *ctx, const char *name, const char *help,
+                                int kind, const char *const *labels,
+                                double value, size_t n, const double *bounds,
+                                const uint64_t *counts);
+
 /* ------------------------------------------------------------- descriptor */
 
 /*
@@ -220,7 +251,7 @@ typedef const evbus_plugin_t *(*evbus_plugin_entry_fn)(uint32_t host_abi);
  * newer than the version you claim, check
  *   host->struct_size >= offsetof(evbus_host_t, entry) + sizeof(void *).
  * Every function here may be called from any thread unless it says
- * otherwise. Every entry so far appeared in ABI 1.0.
+ * otherwise. Each group of entries says the ABI version it appeared in.
  */
 struct evbus_host {
     uint32_t abi_version; /* the broker's ABI, EVBUS_ABI_MAKE(major, minor) */
@@ -330,6 +361,17 @@ struct evbus_host {
      * the length needed: make room and call again. 0 when the event cannot
      * be rendered (out of memory). */
     size_t (*event_json_into)(const evbus_event_t *ev, char *dst, size_t cap);
+
+    /* -- broker figures (1.2) ---------------------------------------------
+     * Call fn once for each of the broker's figures (series): what ingress
+     * received, accepted and rejected by type and reason, and per instance
+     * what was delivered, retried, dead-lettered, queued, and how long it
+     * took. Every series of one name comes in a row, with the same help
+     * and kind. A snapshot read without stopping ingest or delivery (each
+     * counter is read on its own). Returns how many figures fn got. Any
+     * thread, from init() to shutdown(); fn must not call figures().
+     * Check struct_size before calling (see above). */
+    size_t (*figures)(evbus_figure_fn fn, void *ctx);
 };
 
 /* A plugin defines exactly this function: */

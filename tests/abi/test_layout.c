@@ -66,13 +66,14 @@ static void test_host_table_layout_is_frozen(void)
         offsetof(evbus_host_t, free),
         offsetof(evbus_host_t, now_ms),
         offsetof(evbus_host_t, event_json_into),
+        offsetof(evbus_host_t, figures), /* 1.2 */
     };
     CU_ASSERT_EQUAL(offsetof(evbus_host_t, abi_version), 0);
     CU_ASSERT_EQUAL(offsetof(evbus_host_t, struct_size), 4);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CU_ASSERT_EQUAL(want[i], 8 + i * P);
-    /* ABI 1.0: 29 entries */
-    CU_ASSERT_EQUAL(sizeof(evbus_host_t), 8 + 29 * P);
+    /* ABI 1.0: 29 entries; 1.2 appended figures */
+    CU_ASSERT_EQUAL(sizeof(evbus_host_t), 8 + 30 * P);
 }
 
 static void test_result_and_option_codes_never_change(void)
@@ -97,6 +98,10 @@ static void test_result_and_option_codes_never_change(void)
     CU_ASSERT_EQUAL(EVBUS_LOG_ERROR, 0);
     CU_ASSERT_EQUAL(EVBUS_LOG_DEBUG, 3);
     CU_ASSERT_EQUAL(EVBUS_ABI_1_0, 0x00010000u);
+    CU_ASSERT_EQUAL(EVBUS_ABI_1_2, 0x00010002u);
+    CU_ASSERT_EQUAL(EVBUS_FIGURE_COUNTER, 1);
+    CU_ASSERT_EQUAL(EVBUS_FIGURE_GAUGE, 2);
+    CU_ASSERT_EQUAL(EVBUS_FIGURE_HISTOGRAM, 3);
 }
 
 static CU_TestInfo s_tests[] = {

@@ -92,7 +92,7 @@ static const char *const s_full =
     "  ack_sndhwm = 6000;\n"
     "  max_message_size = \"1M\";\n"
     "  max_depth = 16;\n"
-    "  max_attr_len = 4096;\n"
+    "  max_attr_len = 4096; max_types = 50;\n"
     "};\n"
     "egress = {\n"
     "  pub = \"tcp://127.0.0.1:7702\";\n"
@@ -134,6 +134,7 @@ static void test_full_example_loads_with_exact_values(void)
     CU_ASSERT_EQUAL(cfg->limits.max_message_size, 1024 * 1024);
     CU_ASSERT_EQUAL(cfg->limits.max_depth, 16);
     CU_ASSERT_EQUAL(cfg->limits.max_attr_len, 4096);
+    CU_ASSERT_EQUAL(cfg->max_types, 50);
     CU_ASSERT_EQUAL_FATAL(cfg->n_instances, 2);
 
     const evb_instance_conf_t *a = &cfg->instances[0];
@@ -193,6 +194,7 @@ static void test_defaults_when_keys_absent(void)
     CU_ASSERT_EQUAL(cfg->limits.max_message_size, 1024 * 1024);
     CU_ASSERT_EQUAL(cfg->limits.max_depth, 32);
     CU_ASSERT_EQUAL(cfg->limits.max_attr_len, 4096);
+    CU_ASSERT_EQUAL(cfg->max_types, 1000);
     CU_ASSERT_EQUAL(cfg->n_instances, 0);
     CU_ASSERT_PTR_NULL(cfg->instances);
     CU_ASSERT_EQUAL(s_log[0], '\0');
@@ -269,7 +271,8 @@ static void test_unknown_ingress_key_names_line_and_known_keys(void)
     CU_ASSERT_EQUAL(errors, 1);
     CU_ASSERT_TRUE(s_logged("%s:3: ingress.rcvhwn: unknown setting \"rcvhwn\" "
                             "(known: pub, ack, rcvhwm, ack_sndhwm, "
-                            "max_message_size, max_depth, max_attr_len)",
+                            "max_message_size, max_depth, max_attr_len, "
+                            "max_types)",
                             s_conf));
 }
 
