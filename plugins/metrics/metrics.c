@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "derived.h"
+#include "health.h"
 #include "promtext.h"
 
 #define MAX_BUCKETS 60
@@ -294,93 +295,18 @@ static char *s_render(s_metrics_t *h, size_t *len)
 
 /* ----------------------------------------------------- /healthz, /readyz */
 
-typedef struct s_probe {
-    int attached; /* the broker reports its state (it always should) */
-    int ready;
-    int journal_bad;
-    double beat_s;
-    evb_buf_t waiting, disabled;
-    /* the instance of the evbus_instance_up series being read */
-} s_probe_t;
-
-static const char *s_label(const char *const *labels, const char *name)
+static int s_probe(s_metrics_t *h, int ready, char **body)
 {
-    for (size_t i = 0; labels && labels[i] && labels[i + 1]; i += 2)
-        if (strcmp(labels[i], name) == 0)
-            return labels[i + 1];
-    return "";
-}
-
-static void s_on_probe(void *ctx, const char *name, const char *help,
-                       int kind, const char *const *labels, double value,
-                       size_t n, const double *bounds, const uint64_t *counts)
-{
-    (void)help, (void)kind, (void)n, (void)bounds, (void)counts;
-    s_probe_t *p = ctx;
-    if (strcmp(name, "evbus_ready") == 0) {
-        p->attached = 1;
-        p->ready = value == 1;
-    } else if (strcmp(name, "evbus_ingest_heartbeat_timestamp_seconds") ==
-               0) {
-        p->beat_s = value;
-    } else if (strcmp(name, "evbus_journal_healthy") == 0) {
-        p->journal_bad = value != 1;
-    } else if (strcmp(name, "evbus_instance_disabled") == 0 && value == 1) {
-        evb_buf_printf(&p->disabled, "%s%s", p->disabled.len ? ", " : "",
-                       s_label(labels, "instance"));
-    } else if (strcmp(name, "evbus_instance_up") == 0 && value != 1) {
-        /* not up: starting, stopping, or disabled (listed apart) */
-        evb_buf_printf(&p->waiting, "%s%s", p->waiting.len ? ", " : "",
-                       s_label(labels, "instance"));
-    }
-}
-
-static int s_readyz(s_metrics_t *h, char **body)
-{
-    s_probe_t p = {0};
-    p.waiting = (evb_buf_t)EVB_BUF_INIT;
-    p.disabled = (evb_buf_t)EVB_BUF_INIT;
-    h->host->figures(s_on_probe, &p);
+    health_t st;
+    health_init(&st);
+    h->host->figures(health_on_figure, &st);
     evb_buf_t b = EVB_BUF_INIT;
-    int ok = p.attached && p.ready && !p.journal_bad;
-    if (ok) {
-        evb_buf_puts(&b, "ready\n");
-    } else {
-        evb_buf_puts(&b, "not ready:");
-        if (!p.attached || !p.ready)
-            evb_buf_puts(&b, " evbusd is starting or stopping;");
-        if (p.journal_bad)
-            evb_buf_puts(&b, " the journal is failing (see the log);");
-        if (p.waiting.len)
-            evb_buf_printf(&b, " instances not running: %s;", p.waiting.data);
-        b.data[b.len - 1] = '\n';
-    }
-    if (p.disabled.len) /* broken destinations do not make evbus unready */
-        evb_buf_printf(&b, "disabled instances (see the log): %s\n",
-                       p.disabled.data);
-    evb_buf_free(&p.waiting);
-    evb_buf_free(&p.disabled);
+    int status = ready ? health_ready(&st, &b)
+                       : health_live(&st, (double)h->host->now_ms() / 1000.0,
+                                     h->stall_ms, &b);
+    health_free(&st);
     *body = evb_buf_steal(&b, NULL);
-    return ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-}
-
-static int s_healthz(s_metrics_t *h, char **body)
-{
-    s_probe_t p = {0};
-    h->host->figures(s_on_probe, &p);
-    evb_buf_free(&p.waiting);
-    evb_buf_free(&p.disabled);
-    evb_buf_t b = EVB_BUF_INIT;
-    double age = p.beat_s > 0 ? (double)h->host->now_ms() / 1000.0 - p.beat_s
-                              : 0;
-    int ok = age * 1000.0 <= (double)h->stall_ms;
-    if (ok)
-        evb_buf_puts(&b, "ok\n");
-    else
-        evb_buf_printf(&b, "unhealthy: the ingest loop has not run for %.1f s\n",
-                       age);
-    *body = evb_buf_steal(&b, NULL);
-    return ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    return status;
 }
 
 /* ---------------------------------------------------------------- HTTP */
@@ -440,9 +366,9 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
                       "text/plain; version=0.0.4; charset=utf-8");
     }
     if (strcmp(url, "/healthz") == 0)
-        status = s_healthz(h, &body);
+        status = s_probe(h, 0, &body);
     else if (strcmp(url, "/readyz") == 0)
-        status = s_readyz(h, &body);
+        status = s_probe(h, 1, &body);
     else if (strcmp(url, "/") == 0)
         body = s_text("evbus metrics: /metrics (Prometheus), /healthz, "
                       "/readyz\n");
@@ -561,13 +487,12 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
                         1000;
     h->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, s_handle, h, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT,
+        0, NULL, NULL, s_handle, h, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
+        h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)host->config_int(inst, "max_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)host->config_int(inst, "max_request_size"),
-        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, h, MHD_OPTION_END);
+        (size_t)host->config_int(inst, "max_request_size"), MHD_OPTION_END);
     if (!h->daemon) {
         close(fd);
         host->log(inst, EVBUS_LOG_ERROR,

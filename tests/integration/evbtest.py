@@ -31,7 +31,7 @@ EVBUS_PUB = os.path.join(BUILDDIR, "tools", "evbus-pub")
 EVBUS_SUB = os.path.join(BUILDDIR, "tools", "evbus-sub")
 PLUGIN_PATH = os.environ.get(
     "EVBUS_PLUGIN_PATH",
-    ":".join(os.path.join(BUILDDIR, "plugins", p, ".libs") for p in ("file", "webhook", "slack")),
+    ":".join(os.path.join(BUILDDIR, "plugins", p, ".libs") for p in ("file", "webhook", "slack", "metrics")),
 )
 TEST_PLUGIN_DIR = os.path.join(BUILDDIR, "tests", "abi", ".libs")
 PYTHON = os.environ.get("PYTHON3", "/usr/bin/python3")

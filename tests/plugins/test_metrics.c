@@ -7,6 +7,7 @@
 
 #include "../testmain.h"
 #include "derived.h"
+#include "health.h"
 #include "promtext.h"
 
 static char *s_render_dm(const dm_t *m)
@@ -256,7 +257,97 @@ static void test_bad_figures_are_ignored_not_counted_backwards(void)
     CU_ASSERT_PTR_NULL(dm_new(0, bounds, 1));
 }
 
+/* The figures a broker reports, fed through the callback as figures()
+ * would: ready or not, its heartbeat, two instances in given states. */
+static void s_feed(health_t *h, int ready, double beat, int journal_ok,
+                   int hook_up, int chat_disabled)
+{
+    const char *none[] = {NULL};
+    const char *hook[] = {"instance", "hook", NULL};
+    const char *chat[] = {"instance", "chat", NULL};
+    health_on_figure(h, "evbus_build_info", "", 2, none, 1, 0, NULL, NULL);
+    health_on_figure(h, "evbus_ready", "", 2, none, ready, 0, NULL, NULL);
+    health_on_figure(h, "evbus_ingest_heartbeat_timestamp_seconds", "", 2,
+                     none, beat, 0, NULL, NULL);
+    health_on_figure(h, "evbus_journal_healthy", "", 2, none, journal_ok, 0,
+                     NULL, NULL);
+    health_on_figure(h, "evbus_instance_up", "", 2, hook, hook_up, 0, NULL,
+                     NULL);
+    health_on_figure(h, "evbus_instance_up", "", 2, chat, !chat_disabled, 0,
+                     NULL, NULL);
+    health_on_figure(h, "evbus_instance_disabled", "", 2, hook, 0, 0, NULL,
+                     NULL);
+    health_on_figure(h, "evbus_instance_disabled", "", 2, chat,
+                     chat_disabled, 0, NULL, NULL);
+}
+
+static void test_healthz_fails_when_the_ingest_loop_stalls(void)
+{
+    health_t h;
+    health_init(&h);
+    s_feed(&h, 1, 1000.0, 1, 1, 0);
+    evb_buf_t b = EVB_BUF_INIT;
+    CU_ASSERT_EQUAL(health_live(&h, 1009.9, 10000, &b), 200);
+    CU_ASSERT_STRING_EQUAL(b.data, "ok\n");
+    evb_buf_reset(&b);
+    CU_ASSERT_EQUAL(health_live(&h, 1012.5, 10000, &b), 503);
+    CU_ASSERT_STRING_EQUAL(
+        b.data, "unhealthy: the ingest loop has not run for 12.5 s\n");
+    evb_buf_free(&b);
+    health_free(&h);
+}
+
+static void test_readyz_names_what_is_missing(void)
+{
+    health_t h;
+    evb_buf_t b = EVB_BUF_INIT;
+    health_init(&h);
+    s_feed(&h, 1, 1000.0, 1, 1, 0);
+    CU_ASSERT_EQUAL(health_ready(&h, &b), 200);
+    CU_ASSERT_STRING_EQUAL(b.data, "ready\n");
+    health_free(&h);
+
+    /* starting: the hook instance has not started yet */
+    evb_buf_reset(&b);
+    health_init(&h);
+    s_feed(&h, 0, 1000.0, 1, 0, 0);
+    CU_ASSERT_EQUAL(health_ready(&h, &b), 503);
+    CU_ASSERT_STRING_EQUAL(b.data, "not ready: evbusd is starting or "
+                                   "stopping; instances not running: hook\n");
+    health_free(&h);
+
+    /* a failing journal; a disabled instance is listed, not a reason */
+    evb_buf_reset(&b);
+    health_init(&h);
+    s_feed(&h, 1, 1000.0, 0, 1, 1);
+    CU_ASSERT_EQUAL(health_ready(&h, &b), 503);
+    CU_ASSERT_STRING_EQUAL(b.data,
+                           "not ready: the journal is failing (see the log); "
+                           "instances not running: chat\n"
+                           "disabled instances (see the log): chat\n");
+    health_free(&h);
+
+    evb_buf_reset(&b);
+    health_init(&h);
+    s_feed(&h, 1, 1000.0, 1, 1, 1);
+    CU_ASSERT_EQUAL(health_ready(&h, &b), 200);
+    CU_ASSERT_STRING_EQUAL(b.data, "ready\ndisabled instances (see the log): "
+                                   "chat\n");
+    health_free(&h);
+
+    /* no broker figures at all (not attached): not ready */
+    evb_buf_reset(&b);
+    health_init(&h);
+    CU_ASSERT_EQUAL(health_ready(&h, &b), 503);
+    CU_ASSERT_STRING_EQUAL(b.data, "not ready: evbusd is starting or "
+                                   "stopping\n");
+    health_free(&h);
+    evb_buf_free(&b);
+}
+
 static CU_TestInfo s_tests[] = {
+    {"healthz", test_healthz_fails_when_the_ingest_loop_stalls},
+    {"readyz", test_readyz_names_what_is_missing},
     {"HELP and TYPE once per family", test_help_and_type_once_per_family},
     {"escaping", test_label_values_and_help_are_escaped},
     {"numbers", test_numbers_read_back_exactly},
