@@ -165,17 +165,12 @@ typedef struct {
     evb_instance_stats_t st;
 } s_inst_t;
 
-#define FOR_EACH(var)                                                     \
-    for (size_t k_ = 0; k_ < n; k_++)                                     \
-        for (s_inst_t *var = &all[k_]; var; var = NULL)
-
 static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
 {
     int64_t now = evb_now_ms();
     uint64_t written =
         s_router->journal ? evb_journal_written_seq(s_router->journal) : 0;
-    FOR_EACH(x)
-    {
+    for (s_inst_t *x = all; x < all + n; x++) {
         const char *version = x->inst->plugin->desc.version;
         const char *labels[] = {"instance", x->inst->name,
                                 "plugin",   x->inst->plugin->desc.name,
@@ -185,9 +180,9 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
               "A configured plugin instance (always 1), with its plugin",
               EVBUS_FIGURE_GAUGE, labels, 1);
     }
+/* one series per instance, labelled with its name */
 #define ONE(NAME, HELP, KIND, EXPR)                                       \
-    FOR_EACH(x)                                                           \
-    {                                                                     \
+    for (s_inst_t *x = all; x < all + n; x++) {                           \
         const char *labels[] = {"instance", x->inst->name, NULL};         \
         s_put(o, NAME, HELP, KIND, labels, (double)(EXPR));               \
     }
@@ -203,8 +198,7 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
     ONE("evbus_instance_retried_total",
         "Attempts that failed and were scheduled again", EVBUS_FIGURE_COUNTER,
         x->st.retried);
-    FOR_EACH(x)
-    {
+    for (s_inst_t *x = all; x < all + n; x++) {
         for (int c = 0; c < EVB_DEAD__COUNT; c++) {
             const char *labels[] = {"instance", x->inst->name, "reason",
                                     evb_dead_cause_name((evb_dead_cause_t)c),
@@ -223,8 +217,7 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
         "Journal records deleted (retention limits, corruption) before the "
         "instance read them",
         EVBUS_FIGURE_COUNTER, x->st.lost);
-    FOR_EACH(x)
-    {
+    for (s_inst_t *x = all; x < all + n; x++) {
         static const char *const states[] = {"queued", "retrying",
                                              "in_flight"};
         uint64_t v[] = {x->st.queued, x->st.retrying, x->st.in_flight};
@@ -254,15 +247,13 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
             ? (double)(now - x->st.oldest_accepted_ms) / 1000.0
             : 0.0);
 #undef ONE
-    FOR_EACH(x)
-    {
+    for (s_inst_t *x = all; x < all + n; x++) {
         const char *labels[] = {"instance", x->inst->name, NULL};
         s_hist(o, "evbus_instance_delivery_duration_seconds",
                "Time one delivery attempt took, deliver() to its outcome",
                labels, &x->inst->h_attempt);
     }
-    FOR_EACH(x)
-    {
+    for (s_inst_t *x = all; x < all + n; x++) {
         const char *labels[] = {"instance", x->inst->name, NULL};
         s_hist(o, "evbus_instance_publish_to_delivery_seconds",
                "Time from the broker accepting an event to the instance "

@@ -81,6 +81,8 @@ evb_type_stats_t *evb_stats_type(const char *type, size_t n)
         return &s_nowhere;
     if (!type || !evb_type_valid(type, n))
         return &s_types[0];
+    if (n == sizeof EVB_TYPE_OTHER - 1 && memcmp(type, EVB_TYPE_OTHER, n) == 0)
+        return &s_types[1]; /* a type literally named "other" */
     if (s_last && strncmp(s_last->name, type, n) == 0 &&
         s_last->name[n] == '\0')
         return s_last;

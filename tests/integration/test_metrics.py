@@ -372,6 +372,33 @@ class MetricsTest(evbtest.TestCase):
         self.assertRegex(err, r"instances\[0\]\.options\.duration_buckets\[1\]: bounds must be "
                               r"positive seconds in increasing order, got 1")
 
+    def test_documented_alert_rules_and_queries_pass_promtool(self):
+        with open(os.path.join(evbtest.SRCDIR, "docs", "metrics.md"), encoding="utf-8") as f:
+            doc = f.read()
+        blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+        rules = [b for b in blocks if "groups:" in b]
+        self.assertEqual(len(rules), 1)
+        path = os.path.join(self.make_tmpdir(), "evbus-alerts.yml")
+        with open(path, "w") as f:
+            f.write(rules[0])
+        self.assertTrue(os.path.exists(PROMTOOL), "promtool not found")
+        r = subprocess.run([PROMTOOL, "check", "rules", path], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        self.assertIn("SUCCESS: 8 rules found", r.stdout.decode())
+        # every metric the queries and rules name exists in a real scrape
+        port = free_port()
+        b = self.make_broker(instances=lambda b: metrics_instance(port))
+        b.start()
+        self.publish_ack(b, "x1", "task.completed", project="p", data={"duration_ms": 5})
+        self.assertEqual(b.ack_publish([b"task.failed", b"\xc1"])[0], "REJECTED")
+        self.delivered(port, "metrics", 1)
+        _, samples = self.scrape(port)
+        names = {n for n, _ in samples}
+        promql = "\n".join(re.findall(r"```(?:promql|yaml)\n(.*?)```", doc, re.S))
+        for name in sorted(set(re.findall(r"\b(evbus_[a-z_]+)", promql))):
+            self.assertTrue(name in names, "a documented query names %s" % name)
+        self.assertEqual(b.stop(), 0)
+
     def test_a_port_in_use_is_a_clear_start_error(self):
         taken = socket.socket()
         taken.bind(("127.0.0.1", 0))
