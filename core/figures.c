@@ -76,8 +76,8 @@ static void s_hist(s_out_t *o, const char *name, const char *help,
 
 static int s_ingress_on(evb_ingress_t in)
 {
-    const char *ep = in == EVB_INGRESS_PUB ? s_cfg->ingress_pub
-                                           : s_cfg->ingress_ack;
+    const char *ep =
+        in == EVB_INGRESS_PUB ? s_cfg->ingress_pub : s_cfg->ingress_ack;
     return ep && *ep;
 }
 
@@ -135,8 +135,10 @@ static void s_ingress(s_out_t *o)
                 if (!v)
                     continue; /* a series appears with its first */
                 const char *labels[] = {
-                    "ingress", evb_ingress_name(in), "type", t[i].name,
-                    "reason",  evb_reject_code((evb_reject_t)r), NULL};
+                    "ingress", evb_ingress_name(in),
+                    "type",    t[i].name,
+                    "reason",  evb_reject_code((evb_reject_t)r),
+                    NULL};
                 s_put(o, "evbus_events_rejected_total",
                       "Messages refused, by ingress, event type and reason",
                       EVBUS_FIGURE_COUNTER, labels, (double)v);
@@ -181,15 +183,14 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
               EVBUS_FIGURE_GAUGE, labels, 1);
     }
 /* one series per instance, labelled with its name */
-#define ONE(NAME, HELP, KIND, EXPR)                                       \
-    for (s_inst_t *x = all; x < all + n; x++) {                           \
-        const char *labels[] = {"instance", x->inst->name, NULL};         \
-        s_put(o, NAME, HELP, KIND, labels, (double)(EXPR));               \
+#define ONE(NAME, HELP, KIND, EXPR)                                            \
+    for (s_inst_t *x = all; x < all + n; x++) {                                \
+        const char *labels[] = {"instance", x->inst->name, NULL};              \
+        s_put(o, NAME, HELP, KIND, labels, (double)(EXPR));                    \
     }
     ONE("evbus_instance_up",
         "1 when the instance runs (started, not disabled, not stopping)",
-        EVBUS_FIGURE_GAUGE,
-        x->st.state == EVB_INST_RUNNING && !x->st.disabled);
+        EVBUS_FIGURE_GAUGE, x->st.state == EVB_INST_RUNNING && !x->st.disabled);
     ONE("evbus_instance_disabled",
         "1 when the instance was disabled (its plugin reported it broken)",
         EVBUS_FIGURE_GAUGE, x->st.disabled);
@@ -218,8 +219,7 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
         "instance read them",
         EVBUS_FIGURE_COUNTER, x->st.lost);
     for (s_inst_t *x = all; x < all + n; x++) {
-        static const char *const states[] = {"queued", "retrying",
-                                             "in_flight"};
+        static const char *const states[] = {"queued", "retrying", "in_flight"};
         uint64_t v[] = {x->st.queued, x->st.retrying, x->st.in_flight};
         for (int s = 0; s < 3; s++) {
             const char *labels[] = {"instance", x->inst->name, "state",
@@ -274,8 +274,10 @@ size_t evb_figures_visit(evbus_figure_fn fn, void *ctx)
     char abi[16];
     snprintf(abi, sizeof abi, "%d.%d", EVBUS_ABI_MAJOR, EVBUS_ABI_MINOR);
     build[3] = abi;
-    s_put(&o, "evbus_build_info", "The broker's version and plugin ABI "
-          "(always 1)", EVBUS_FIGURE_GAUGE, build, 1);
+    s_put(&o, "evbus_build_info",
+          "The broker's version and plugin ABI "
+          "(always 1)",
+          EVBUS_FIGURE_GAUGE, build, 1);
     if (!s_router) { /* not running (or a unit test) */
         pthread_mutex_unlock(&s_lock);
         return o.n;
@@ -288,8 +290,7 @@ size_t evb_figures_visit(evbus_figure_fn fn, void *ctx)
     s_put(&o, "evbus_ingest_heartbeat_timestamp_seconds",
           "When the ingest loop last went round (it does at least every "
           "250 ms)",
-          EVBUS_FIGURE_GAUGE, none,
-          (double)atomic_load(&s_beat_ms) / 1000.0);
+          EVBUS_FIGURE_GAUGE, none, (double)atomic_load(&s_beat_ms) / 1000.0);
     if (s_router->journal) {
         s_put(&o, "evbus_journal_healthy",
               "1 when the journal accepts writes, 0 after a write or sync "
@@ -297,9 +298,8 @@ size_t evb_figures_visit(evbus_figure_fn fn, void *ctx)
               EVBUS_FIGURE_GAUGE, none,
               evb_journal_healthy(s_router->journal, NULL, 0));
         s_put(&o, "evbus_journal_size_bytes",
-              "Bytes the journal's segments take on disk",
-              EVBUS_FIGURE_GAUGE, none,
-              (double)evb_journal_size(s_router->journal));
+              "Bytes the journal's segments take on disk", EVBUS_FIGURE_GAUGE,
+              none, (double)evb_journal_size(s_router->journal));
         s_put(&o, "evbus_journal_written_seq",
               "Sequence number of the last record written to the journal",
               EVBUS_FIGURE_GAUGE, none,

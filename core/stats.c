@@ -22,9 +22,9 @@ const char *evb_ingress_name(evb_ingress_t in)
 static size_t s_max_types = EVB_MAX_TYPES_DEFAULT;
 static evb_type_stats_t *s_types;
 static atomic_size_t s_n;
-static size_t s_cap;           /* entries, including the two fixed ones */
-static uint32_t *s_index;      /* entry + 1, 0 = empty */
-static size_t s_index_size;    /* a power of two */
+static size_t s_cap;        /* entries, including the two fixed ones */
+static uint32_t *s_index;   /* entry + 1, 0 = empty */
+static size_t s_index_size; /* a power of two */
 static evb_type_stats_t *s_last;
 
 void evb_stats_set_max_types(size_t max_types)
@@ -129,7 +129,7 @@ void evb_stats_ingress_totals(evb_ingress_t in, evb_ingress_totals_t *out)
 /* --------------------------------------------------------- histograms */
 
 const double evb_hist_bounds[EVB_HIST_BUCKETS] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,     1,
     2.5,   5,      10,    30,   60,    300,  900, 3600, INFINITY};
 
 void evb_hist_observe(evb_hist_t *h, int64_t us)

@@ -16,7 +16,7 @@ typedef struct s_table {
     size_t n, alloc, max, rec_size;
     uint32_t *index; /* value index + 1, 0 = empty; open addressing */
     size_t index_size;
-    char *other;     /* the "other" record */
+    char *other; /* the "other" record */
     int other_used;
     uint64_t folded; /* observations whose value was folded into other */
 } s_table_t;
@@ -130,8 +130,8 @@ dm_t *dm_new(size_t max_values, const double *bounds, size_t n_bounds)
     dm_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    if (s_table_init(&m->projects, "project", max_values,
-                     sizeof(s_project_t)) < 0 ||
+    if (s_table_init(&m->projects, "project", max_values, sizeof(s_project_t)) <
+            0 ||
         s_table_init(&m->types, "type", max_values, sizeof(s_type_t)) < 0) {
         dm_destroy(&m);
         return NULL;
@@ -193,8 +193,8 @@ void dm_observe(dm_t *m, const dm_event_t *ev)
 
 size_t dm_values(const dm_t *m, const char *label)
 {
-    const s_table_t *t = strcmp(label, "project") == 0 ? &m->projects
-                                                       : &m->types;
+    const s_table_t *t =
+        strcmp(label, "project") == 0 ? &m->projects : &m->types;
     return t->n + (t->other_used ? 1 : 0);
 }
 
@@ -255,8 +255,8 @@ void dm_render(const dm_t *m, pt_t *w)
                 cum[i] = total += p->duration[f].counts[i];
             const char *labels[] = {"project", value, "outcome",
                                     f ? "failed" : "completed", NULL};
-            pt_histogram(w, "evbus_task_duration_seconds", labels,
-                         m->n_bounds, m->bounds, cum, p->duration[f].sum);
+            pt_histogram(w, "evbus_task_duration_seconds", labels, m->n_bounds,
+                         m->bounds, cum, p->duration[f].sum);
         }
     }
     s_project_counter(m, w, "evbus_task_cost_total",

@@ -30,7 +30,7 @@ typedef struct dm_event {
     int has_duration;
     double duration_ms; /* data.duration_ms */
     int has_cost;
-    double cost;        /* data.cost */
+    double cost; /* data.cost */
 } dm_event_t;
 
 void dm_observe(dm_t *m, const dm_event_t *ev);

@@ -37,8 +37,7 @@ void health_on_figure(void *ctx, const char *name, const char *help, int kind,
     if (strcmp(name, "evbus_ready") == 0) {
         h->attached = 1;
         h->ready = value == 1;
-    } else if (strcmp(name, "evbus_ingest_heartbeat_timestamp_seconds") ==
-               0) {
+    } else if (strcmp(name, "evbus_ingest_heartbeat_timestamp_seconds") == 0) {
         h->beat_s = value;
     } else if (strcmp(name, "evbus_journal_healthy") == 0) {
         h->journal_bad = value != 1;

@@ -10,10 +10,10 @@
 #include "buf.h"
 
 typedef struct health {
-    int attached;     /* the broker reported evbus_ready at all */
-    int ready;        /* evbus_ready == 1 */
-    int journal_bad;  /* evbus_journal_healthy == 0 */
-    double beat_s;    /* evbus_ingest_heartbeat_timestamp_seconds */
+    int attached;       /* the broker reported evbus_ready at all */
+    int ready;          /* evbus_ready == 1 */
+    int journal_bad;    /* evbus_journal_healthy == 0 */
+    double beat_s;      /* evbus_ingest_heartbeat_timestamp_seconds */
     evb_buf_t waiting;  /* instances not running, ", "-separated */
     evb_buf_t disabled; /* instances disabled */
 } health_t;

@@ -28,8 +28,8 @@
 #include "promtext.h"
 
 #define MAX_BUCKETS 60
-static const double s_default_buckets[] = {1,   5,    10,   30,   60,  120,
-                                           300, 600,  1800, 3600, 7200, 14400};
+static const double s_default_buckets[] = {1,   5,   10,   30,   60,   120,
+                                           300, 600, 1800, 3600, 7200, 14400};
 
 typedef struct s_metrics {
     const evbus_host_t *host;
@@ -46,7 +46,7 @@ typedef struct s_metrics {
 static int s_declare(evbus_schema_t *s, const evbus_host_t *host)
 {
     int rc = 0;
-#define D(name, type, def, text)                                           \
+#define D(name, type, def, text)                                               \
     (rc |= host->declare_option(s, name, type, def, 0, text))
     D("listen", EVBUS_OPT_STRING, "127.0.0.1:7790",
       "address and port to serve on: \"HOST:PORT\", \"[IPV6]:PORT\", "
@@ -74,8 +74,8 @@ static int s_declare(evbus_schema_t *s, const evbus_host_t *host)
 
 /* "HOST:PORT", "[V6]:PORT", "*:PORT" or ":PORT" into host (empty: every
  * interface) and port. 0, or -1 with why. */
-static int s_split_listen(const char *spec, char *host, size_t hsz,
-                          char *port, size_t psz, char *why, size_t wsz)
+static int s_split_listen(const char *spec, char *host, size_t hsz, char *port,
+                          size_t psz, char *why, size_t wsz)
 {
     const char *colon = strrchr(spec, ':');
     if (!colon || !colon[1]) {
@@ -86,15 +86,19 @@ static int s_split_listen(const char *spec, char *host, size_t hsz,
     size_t hl = (size_t)(colon - spec);
     if (hl && spec[0] == '[') {
         if (spec[hl - 1] != ']') {
-            snprintf(why, wsz, "an IPv6 address goes in brackets: "
-                               "\"[::1]:7790\", got \"%s\"", spec);
+            snprintf(why, wsz,
+                     "an IPv6 address goes in brackets: "
+                     "\"[::1]:7790\", got \"%s\"",
+                     spec);
             return -1;
         }
         h++;
         hl -= 2;
     } else if (memchr(spec, ':', hl)) {
-        snprintf(why, wsz, "an IPv6 address goes in brackets: "
-                           "\"[::1]:7790\", got \"%s\"", spec);
+        snprintf(why, wsz,
+                 "an IPv6 address goes in brackets: "
+                 "\"[::1]:7790\", got \"%s\"",
+                 spec);
         return -1;
     }
     if (hl == 1 && h[0] == '*')
@@ -104,8 +108,10 @@ static int s_split_listen(const char *spec, char *host, size_t hsz,
     long p = strtol(colon + 1, &end, 10);
     if (*end || errno || p < 0 || p > 65535 || colon[1] == '-' ||
         colon[1] == '+') {
-        snprintf(why, wsz, "the port must be a number from 0 to 65535, "
-                           "got \"%s\"", colon + 1);
+        snprintf(why, wsz,
+                 "the port must be a number from 0 to 65535, "
+                 "got \"%s\"",
+                 colon + 1);
         return -1;
     }
     if (hl >= hsz) {
@@ -263,10 +269,9 @@ static void s_process(pt_t *w)
 
 /* ------------------------------------------------------------ /metrics */
 
-static void s_on_figure(void *ctx, const char *name, const char *help,
-                        int kind, const char *const *labels, double value,
-                        size_t n, const double *bounds,
-                        const uint64_t *counts)
+static void s_on_figure(void *ctx, const char *name, const char *help, int kind,
+                        const char *const *labels, double value, size_t n,
+                        const double *bounds, const uint64_t *counts)
 {
     pt_t *w = ctx;
     pt_family(w, name, help, kind);
@@ -406,14 +411,14 @@ static int s_listen(s_metrics_t *h, const char *spec)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
     if (rc) {
-        h->host->log(h->inst, EVBUS_LOG_ERROR, "cannot listen on %s: %s",
-                     spec, gai_strerror(rc));
+        h->host->log(h->inst, EVBUS_LOG_ERROR, "cannot listen on %s: %s", spec,
+                     gai_strerror(rc));
         return -1;
     }
     int fd = -1, err = 0;
     for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
-                    a->ai_protocol);
+        fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
@@ -428,8 +433,8 @@ static int s_listen(s_metrics_t *h, const char *spec)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        h->host->log(h->inst, EVBUS_LOG_ERROR, "cannot listen on %s: %s",
-                     spec, strerror(err));
+        h->host->log(h->inst, EVBUS_LOG_ERROR, "cannot listen on %s: %s", spec,
+                     strerror(err));
         return -1;
     }
     struct sockaddr_storage sa;
@@ -483,12 +488,12 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
         s_free(h);
         return -1;
     }
-    int64_t timeout_s = (host->config_int(inst, "connection_timeout") + 999) /
-                        1000;
+    int64_t timeout_s =
+        (host->config_int(inst, "connection_timeout") + 999) / 1000;
     h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, s_handle, h, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
-        h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, s_handle, h, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, h,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)host->config_int(inst, "max_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -501,8 +506,8 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
         s_free(h);
         return -1;
     }
-    host->log(inst, EVBUS_LOG_INFO,
-              "serving %s/metrics, /healthz and /readyz", h->where);
+    host->log(inst, EVBUS_LOG_INFO, "serving %s/metrics, /healthz and /readyz",
+              h->where);
     *userdata = h;
     return 0;
 }

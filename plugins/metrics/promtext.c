@@ -42,8 +42,8 @@ void pt_escape_value(evb_buf_t *b, const char *v)
 {
     const char *run = v;
     for (const char *p = v; *p; p++) {
-        const char *esc = *p == '\\' ? "\\\\"
-                          : *p == '"' ? "\\\""
+        const char *esc = *p == '\\'   ? "\\\\"
+                          : *p == '"'  ? "\\\""
                           : *p == '\n' ? "\\n"
                                        : NULL;
         if (!esc)

@@ -73,9 +73,15 @@ static void test_numbers_read_back_exactly(void)
     struct {
         double v;
         const char *want;
-    } cases[] = {{0, "0"},           {-3, "-3"},       {0.1, "0.1"},
-                 {1.5e-7, "1.5e-07"}, {INFINITY, "+Inf"}, {-INFINITY, "-Inf"},
-                 {NAN, "NaN"},       {1e300, "1e+300"}, {0.30000000000000004, "0.30000000000000004"},
+    } cases[] = {{0, "0"},
+                 {-3, "-3"},
+                 {0.1, "0.1"},
+                 {1.5e-7, "1.5e-07"},
+                 {INFINITY, "+Inf"},
+                 {-INFINITY, "-Inf"},
+                 {NAN, "NaN"},
+                 {1e300, "1e+300"},
+                 {0.30000000000000004, "0.30000000000000004"},
                  {2.5, "2.5"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         evb_buf_t b = EVB_BUF_INIT;
@@ -248,10 +254,11 @@ static void test_bad_figures_are_ignored_not_counted_backwards(void)
     char *out = s_render_dm(m);
     CU_ASSERT_PTR_NOT_NULL(
         strstr(out, "evbus_tasks_completed_total{project=\"a\"} 2\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "evbus_task_cost_total{project=\"a\"} 0\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(
-        out, "evbus_task_duration_seconds_count{project=\"a\",outcome="
-             "\"completed\"} 0\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "evbus_task_cost_total{project=\"a\"} 0\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "evbus_task_duration_seconds_count{project=\"a\",outcome="
+                    "\"completed\"} 0\n"));
     free(out);
     dm_destroy(&m);
     CU_ASSERT_PTR_NULL(dm_new(0, bounds, 1));
@@ -267,8 +274,8 @@ static void s_feed(health_t *h, int ready, double beat, int journal_ok,
     const char *chat[] = {"instance", "chat", NULL};
     health_on_figure(h, "evbus_build_info", "", 2, none, 1, 0, NULL, NULL);
     health_on_figure(h, "evbus_ready", "", 2, none, ready, 0, NULL, NULL);
-    health_on_figure(h, "evbus_ingest_heartbeat_timestamp_seconds", "", 2,
-                     none, beat, 0, NULL, NULL);
+    health_on_figure(h, "evbus_ingest_heartbeat_timestamp_seconds", "", 2, none,
+                     beat, 0, NULL, NULL);
     health_on_figure(h, "evbus_journal_healthy", "", 2, none, journal_ok, 0,
                      NULL, NULL);
     health_on_figure(h, "evbus_instance_up", "", 2, hook, hook_up, 0, NULL,
@@ -277,8 +284,8 @@ static void s_feed(health_t *h, int ready, double beat, int journal_ok,
                      NULL, NULL);
     health_on_figure(h, "evbus_instance_disabled", "", 2, hook, 0, 0, NULL,
                      NULL);
-    health_on_figure(h, "evbus_instance_disabled", "", 2, chat,
-                     chat_disabled, 0, NULL, NULL);
+    health_on_figure(h, "evbus_instance_disabled", "", 2, chat, chat_disabled,
+                     0, NULL, NULL);
 }
 
 static void test_healthz_fails_when_the_ingest_loop_stalls(void)
