@@ -342,11 +342,6 @@ static enum MHD_Result s_send(struct MHD_Connection *c, unsigned status,
     return rc;
 }
 
-static char *s_text(const char *s)
-{
-    return strdup(s);
-}
-
 static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
                                 const char *url, const char *method,
                                 const char *version, const char *upload,
@@ -358,7 +353,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
     *upload_size = 0; /* a body, if any, is ignored */
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
         strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-        char *body = s_text("only GET and HEAD are served\n");
+        char *body = strdup("only GET and HEAD are served\n");
         return s_send(c, MHD_HTTP_METHOD_NOT_ALLOWED, body,
                       body ? strlen(body) : 0, text);
     }
@@ -375,11 +370,11 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
     else if (strcmp(url, "/readyz") == 0)
         status = s_probe(h, 1, &body);
     else if (strcmp(url, "/") == 0)
-        body = s_text("evbus metrics: /metrics (Prometheus), /healthz, "
+        body = strdup("evbus metrics: /metrics (Prometheus), /healthz, "
                       "/readyz\n");
     else {
         status = MHD_HTTP_NOT_FOUND;
-        body = s_text("not found: try /metrics, /healthz or /readyz\n");
+        body = strdup("not found: try /metrics, /healthz or /readyz\n");
     }
     return s_send(c, (unsigned)status, body, body ? strlen(body) : 0, text);
 }
