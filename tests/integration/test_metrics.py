@@ -357,6 +357,20 @@ class MetricsTest(evbtest.TestCase):
         self.assertEqual(get(port, "/healthz")[0], 200)
         self.assertEqual(b.stop(), 0)
 
+    def test_connections_beyond_the_limit_wait_in_the_backlog(self):
+        port = free_port()
+        b = self.make_broker(instances=lambda b: metrics_instance(
+            port, 'max_connections = 2; connection_timeout = "30s";'))
+        b.start()
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        self.addCleanup(lambda: [s.close() for s in idle])
+        time.sleep(0.3)
+        with self.assertRaises(OSError):  # not served while two are open
+            get(port, "/healthz", timeout=1.5)
+        idle.pop().close()
+        self.assertEqual(get(port, "/healthz", timeout=10)[:3:2], (200, "ok\n"))
+        self.assertEqual(b.stop(), 0)
+
     def test_config_errors_name_file_line_and_setting(self):
         b = self.make_broker(instances=lambda b: (
             '{ name = "m"; plugin = "metrics";\n'
