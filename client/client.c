@@ -341,46 +341,6 @@ const char *evbus_msg_error(const evbus_msg_t *m)
 
 /* ------------------------------------------------- events from JSON */
 
-static int s_b64(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Standard base64 (RFC 4648), padding optional. Returns the decoded length
- * written to out (room for n * 3 / 4 + 3 bytes), or -1. */
-static long s_base64_decode(const char *s, size_t n, unsigned char *out)
-{
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return -1;
-    unsigned char *o = out;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = s_b64((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *o++ = (unsigned char)(acc >> bits);
-        }
-    }
-    return (long)(o - out);
-}
-
 static int s_pack_obj(const msgpack_object *o, char **out, size_t *len)
 {
     msgpack_sbuffer sb;
@@ -425,7 +385,15 @@ static int s_from_json_member(evbus_msg_t *m, const msgpack_object *k,
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        long bn = bin ? s_base64_decode(v->via.str.ptr, n, bin) : -1;
+        /* padding optional, and any number of '=' at the end ignored */
+        const char *text = v->via.str.ptr;
+        while (n > 0 && text[n - 1] == '=')
+            n--;
+        evb_buf_t out = EVB_BUF_FIXED((char *)bin, n / 4 * 3 + 3);
+        long bn = bin && evb_base64_decode_as(&out, text, n,
+                                              EVB_B64_UNPADDED) == 0
+                      ? (long)out.len
+                      : -1;
         int rc = 0;
         if (!bin)
             rc = s_fail(m, "out of memory");

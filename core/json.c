@@ -179,80 +179,8 @@ int evb_json_write_string(evb_buf_t *out, const char *s, size_t n)
     return 0;
 }
 
-int evb_base64_encode(evb_buf_t *out, const void *data, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                              "abcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (n > SIZE_MAX / 4 * 3 - 3)
-        return -1;
-    size_t olen = (n + 2) / 3 * 4;
-    if (evb_buf_reserve(out, olen) < 0)
-        return -1;
-    const unsigned char *p = data;
-    char *d = out->data + out->len;
-    size_t i = 0;
-    for (; n - i >= 3; i += 3, d += 4) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        d[0] = tab[v >> 18];
-        d[1] = tab[(v >> 12) & 63];
-        d[2] = tab[(v >> 6) & 63];
-        d[3] = tab[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        d[0] = tab[v >> 18];
-        d[1] = tab[(v >> 12) & 63];
-        d[2] = '=';
-        d[3] = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        d[0] = tab[v >> 18];
-        d[1] = tab[(v >> 12) & 63];
-        d[2] = tab[(v >> 6) & 63];
-        d[3] = '=';
-    }
-    out->len += olen;
-    out->data[out->len] = '\0';
-    return 0;
-}
-
 /* Write v in decimal so that it ends just before `end`; returns where the
  * digits start. Two digits per division. */
-int evb_base64_decode(evb_buf_t *out, const char *text, size_t n)
-{
-    static signed char val[256];
-    static int ready;
-    if (!ready) { /* racy but idempotent: every thread writes the same */
-        static const char a[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for (int i = 0; i < 256; i++)
-            val[i] = -1;
-        for (int i = 0; i < 64; i++)
-            val[(unsigned char)a[i]] = (signed char)i;
-        ready = 1;
-    }
-    if (n % 4)
-        return -1;
-    for (size_t i = 0; i < n; i += 4) {
-        int pad = (text[i + 2] == '=') + (text[i + 3] == '=');
-        if (pad && i + 4 != n)
-            return -1;
-        if (text[i + 2] == '=' && text[i + 3] != '=')
-            return -1;
-        int v[4];
-        for (int k = 0; k < 4; k++) {
-            v[k] = k >= 4 - pad ? 0 : val[(unsigned char)text[i + k]];
-            if (v[k] < 0)
-                return -1;
-        }
-        uint32_t w = (uint32_t)(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
-        char b[3] = {(char)(w >> 16), (char)(w >> 8), (char)w};
-        if (evb_buf_append(out, b, (size_t)(3 - pad)) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 static char *s_u64_digits(char *end, uint64_t v)
 {
     while (v >= 100) {

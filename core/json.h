@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base64.h" /* binary values render as base64 */
 #include "buf.h"
 
 /* Append `obj` as compact JSON (no spaces, no newline).
@@ -38,12 +39,6 @@ int evb_json_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
 /* Append a JSON string literal (with the quotes) for n bytes at s. */
 int evb_json_write_string(evb_buf_t *out, const char *s, size_t n);
 
-/* Append standard padded base64 of n bytes. */
-int evb_base64_encode(evb_buf_t *out, const void *data, size_t n);
-/* Append the bytes that n characters of standard padded base64 stand for.
- * 0, or -1 on anything that is not exactly that (the buffer may hold a
- * partial result). */
-int evb_base64_decode(evb_buf_t *out, const char *text, size_t n);
 
 /* Parse one JSON value (RFC 8259; surrounding white space allowed, nothing
  * else after it) and pack it with `pk`: objects -> maps, arrays -> arrays,

@@ -12,8 +12,10 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "base64.h"
+
 #define S_MAC_LEN 32     /* HMAC-SHA256 */
-#define S_B64_LEN 44     /* base64 of S_MAC_LEN bytes, padded */
+#define S_B64_LEN EVB_B64_ENCODED_LEN(S_MAC_LEN)
 #define S_HEX_LEN 64     /* hex of S_MAC_LEN bytes */
 #define S_WHSEC "whsec_" /* Standard Webhooks' secret prefix */
 #define S_TS_MAX 24      /* ".<int64>." with its NUL */
@@ -61,85 +63,6 @@ static void s_say(char *buf, size_t size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, size, fmt, ap);
     va_end(ap);
-}
-
-static int s_b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decode n characters of standard base64 into out, which has room for
- * n / 4 * 3 + 2 bytes; *outlen = the byte count. strict: padded to a
- * multiple of 4 and the unused bits of the last character zero, so only
- * the one canonical spelling passes (a signature); otherwise padding may
- * be left out and unused bits are ignored, as the reference libraries do
- * for secrets. Returns 0 or -1. */
-static int s_b64_decode(const char *s, size_t n, unsigned char *out,
-                        size_t *outlen, int strict)
-{
-    size_t pad = 0;
-    while (pad < 2 && n > pad && s[n - pad - 1] == '=')
-        pad++;
-    size_t m = n - pad; /* characters that carry bits */
-    if (m % 4 == 1)
-        return -1;
-    if ((pad || strict) && (m + pad) % 4 != 0)
-        return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t k = 0;
-    for (size_t i = 0; i < m; i++) {
-        int v = s_b64_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[k++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (strict && (acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    *outlen = k;
-    return 0;
-}
-
-/* Standard padded base64 of n bytes into out (room for (n + 2) / 3 * 4);
- * returns the characters written (no NUL). */
-static size_t s_b64_encode(const unsigned char *p, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                              "abcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *d = out;
-    size_t i = 0;
-    for (; n - i >= 3; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *d++ = tab[v >> 18];
-        *d++ = tab[(v >> 12) & 63];
-        *d++ = tab[(v >> 6) & 63];
-        *d++ = tab[v & 63];
-    }
-    if (n - i > 0) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (n - i == 2)
-            v |= (uint32_t)p[i + 1] << 8;
-        *d++ = tab[v >> 18];
-        *d++ = tab[(v >> 12) & 63];
-        *d++ = n - i == 2 ? tab[(v >> 6) & 63] : '=';
-        *d++ = '=';
-    }
-    return (size_t)(d - out);
 }
 
 static size_t s_hex_encode(const unsigned char *p, size_t n, char *out)
@@ -233,8 +156,11 @@ wh_key_t *wh_key_new(wh_scheme_t scheme, const char *secret, char *err,
             goto fail;
         }
         /* the reasons name the expected form, never what was given */
-        if (s_b64_decode(b64, n, self->bytes, &self->len, 0) < 0 ||
-            self->len == 0) {
+        /* padding optional, as the reference libraries take secrets */
+        evb_buf_t key = EVB_BUF_FIXED((char *)self->bytes, self->size);
+        int bad = evb_base64_decode_as(&key, b64, n, EVB_B64_UNPADDED) < 0;
+        self->len = key.len;
+        if (bad || self->len == 0) {
             if (prefixed)
                 s_say(err, errsz,
                       "secret is not valid base64 after \"" S_WHSEC
@@ -377,8 +303,9 @@ static size_t s_sign(wh_key_t *const *keys, size_t nkeys, wh_scheme_t scheme,
             *p++ = ' ';
         memcpy(p, prefix, strlen(prefix));
         p += strlen(prefix);
-        p += scheme == WH_SCHEME_STANDARD ? s_b64_encode(mac, S_MAC_LEN, p)
-                                          : s_hex_encode(mac, S_MAC_LEN, p);
+        p += scheme == WH_SCHEME_STANDARD
+                 ? evb_base64_encode_to(p, mac, S_MAC_LEN)
+                 : s_hex_encode(mac, S_MAC_LEN, p);
     }
     *p = '\0';
     return (size_t)(p - out);
@@ -539,12 +466,13 @@ int wh_verify(wh_scheme_t scheme, wh_key_t *const *keys, size_t nkeys,
         checked++;
         const char *enc = tok + plen;
         size_t elen = tlen - plen;
-        unsigned char got[S_MAC_LEN + 3]; /* room for a decoder overrun */
-        size_t glen = 0;
+        unsigned char got[S_MAC_LEN + 4]; /* a decode's room, and its NUL */
+        evb_buf_t g = EVB_BUF_FIXED((char *)got, sizeof got);
         int decoded = scheme == WH_SCHEME_STANDARD
                           ? elen == S_B64_LEN &&
-                                s_b64_decode(enc, elen, got, &glen, 1) == 0 &&
-                                glen == S_MAC_LEN
+                                evb_base64_decode_as(&g, enc, elen,
+                                                     EVB_B64_CANONICAL) == 0 &&
+                                g.len == S_MAC_LEN
                           : s_hex_decode(enc, elen, got, S_MAC_LEN) == 0;
         if (!decoded)
             continue;
