@@ -4,7 +4,6 @@ ZeroMQ sockets. Every scrape must pass `promtool check metrics` (Debian's
 prometheus package), and the counters must be exact."""
 
 import http.client
-import math
 import os
 import re
 import shutil
@@ -87,10 +86,6 @@ class MetricsTest(evbtest.TestCase):
                           (("instance", instance),)), 0) >= n
         wait_for(done, timeout=30, what="%d deliveries to %s" % (n, instance))
 
-    def publish_ack(self, b, id_, type_, **attrs):
-        reply = b.ack_publish([type_.encode(), envelope(type_, id=id_, **attrs)])
-        self.assertEqual(reply, ["ACCEPTED", id_])
-
     # ------------------------------------------------------------------
 
     def test_known_events_give_exact_counters_and_promtool_accepts_them(self):
@@ -100,18 +95,18 @@ class MetricsTest(evbtest.TestCase):
         b.start()
         self.assertIn("serving http://127.0.0.1:%d/metrics" % port, b.log())
         started = time.time()
-        self.publish_ack(b, "c1", "task.completed", project="alpha",
+        self.publish_acked(b, "c1", "task.completed", project="alpha",
                          data={"task_id": "t1", "duration_ms": 1500, "cost": 0.25})
-        self.publish_ack(b, "c2", "task.completed", project="alpha",
+        self.publish_acked(b, "c2", "task.completed", project="alpha",
                          data={"task_id": "t2", "duration_ms": 45000, "cost": 1.5})
-        self.publish_ack(b, "c3", "task.completed", project="beta",
+        self.publish_acked(b, "c3", "task.completed", project="beta",
                          data={"task_id": "t3", "duration_ms": 200})
-        self.publish_ack(b, "f1", "task.failed", project="alpha",
+        self.publish_acked(b, "f1", "task.failed", project="alpha",
                          data={"task_id": "t4", "error": "boom", "duration_ms": 7000})
-        self.publish_ack(b, "s1", "agent.stuck", project="beta", data={"agent_id": "a1"})
-        self.publish_ack(b, "s2", "agent.stuck", project="beta", data={"agent_id": "a2"})
+        self.publish_acked(b, "s1", "agent.stuck", project="beta", data={"agent_id": "a1"})
+        self.publish_acked(b, "s2", "agent.stuck", project="beta", data={"agent_id": "a2"})
         # a duplicate (same id, acknowledged again), a malformed envelope
-        self.publish_ack(b, "c1", "task.completed", project="alpha",
+        self.publish_acked(b, "c1", "task.completed", project="alpha",
                          data={"task_id": "t1", "duration_ms": 1500, "cost": 0.25})
         reply = b.ack_publish([b"task.completed", b"\xc1 not msgpack"])
         self.assertEqual(reply[0], "REJECTED")
@@ -216,7 +211,7 @@ class MetricsTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: hook + ",\n" + metrics_instance(port))
         b.start()
         for i in range(2):
-            self.publish_ack(b, "e%d" % i, "task.completed", project="p")
+            self.publish_acked(b, "e%d" % i, "task.completed", project="p")
 
         def dead():
             _, _, body = get(port, "/metrics")
@@ -309,7 +304,7 @@ class MetricsTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: slack + ",\n" + hook + ",\n" +
                              metrics_instance(port))
         b.start()
-        self.publish_ack(b, "s1", "agent.stuck", project="x")
+        self.publish_acked(b, "s1", "agent.stuck", project="x")
         wait_for(lambda: "no_service" in b.log() and len(b.dead_letters("chat")) == 1,
                  what="the Slack instance disabled")
         status, _, body = get(port, "/readyz")
@@ -322,13 +317,13 @@ class MetricsTest(evbtest.TestCase):
         # disabled, so the next one is dead-lettered for that
         self.assertEqual(self.value(s, "evbus_instance_dead_lettered_total", instance="chat",
                                     reason="permanent"), 1)
-        self.publish_ack(b, "s2", "agent.stuck", project="x")
+        self.publish_acked(b, "s2", "agent.stuck", project="x")
         wait_for(lambda: len(b.dead_letters("chat")) == 2, what="the second dead letter")
         _, s = self.scrape(port)
         self.assertEqual(self.value(s, "evbus_instance_dead_lettered_total", instance="chat",
                                     reason="disabled"), 1)
         # a delivery that hangs keeps the broker draining after SIGTERM
-        self.publish_ack(b, "t1", "task.completed", project="x")
+        self.publish_acked(b, "t1", "task.completed", project="x")
         wait_for(lambda: rx.count()["requests"] >= 2, what="the hanging request")
         b.send_signal(signal.SIGTERM)
         wait_for(lambda: "stopping ingress" in b.log(), what="the drain")
@@ -403,7 +398,7 @@ class MetricsTest(evbtest.TestCase):
         port = free_port()
         b = self.make_broker(instances=lambda b: metrics_instance(port))
         b.start()
-        self.publish_ack(b, "x1", "task.completed", project="p", data={"duration_ms": 5})
+        self.publish_acked(b, "x1", "task.completed", project="p", data={"duration_ms": 5})
         self.assertEqual(b.ack_publish([b"task.failed", b"\xc1"])[0], "REJECTED")
         self.delivered(port, "metrics", 1)
         _, samples = self.scrape(port)

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import evbtest
-from evbtest import envelope, wait_for
+from evbtest import wait_for
 import webhooktest
 
 
@@ -26,10 +26,6 @@ class SlackTest(evbtest.TestCase):
         self.rx = webhooktest.Receiver().start()
         self.addCleanup(self.rx.stop)
 
-    def publish(self, b, id_, type_="task.completed", **attrs):
-        reply = b.ack_publish([type_.encode(), envelope(type_, id=id_, **attrs)])
-        self.assertEqual(reply, ["ACCEPTED", id_])
-
     def messages(self, path, n, timeout=15):
         got = self.rx.wait_deliveries(path, n, timeout=timeout)
         for d in got:
@@ -40,13 +36,13 @@ class SlackTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: slack_instance(
             self.rx.url("/slack/T0/B0/tok"), "rate = 20.0; burst = 10;"))
         b.start()
-        self.publish(b, "c-1", project="alpha",
+        self.publish_acked(b, "c-1", project="alpha",
                      data={"task_id": "T-1", "duration_ms": 125300, "cost": 0.42})
-        self.publish(b, "f-1", "task.failed", project="alpha", ticket="T-9",
+        self.publish_acked(b, "f-1", "task.failed", project="alpha", ticket="T-9",
                      data={"task_id": "T-2", "error": "disk full", "exit_code": 2})
-        self.publish(b, "s-1", "agent.stuck",
+        self.publish_acked(b, "s-1", "agent.stuck",
                      data={"agent_id": "a7", "task_id": "T-3", "stuck_for_s": 600})
-        self.publish(b, "o-1", "deploy.finished", source="cd", subject="api v2",
+        self.publish_acked(b, "o-1", "deploy.finished", source="cd", subject="api v2",
                      data={"env": "prod"})
         msgs = self.messages("/slack/T0/B0/tok", 4)
         self.assertEqual([m["text"] for m in msgs], [
@@ -68,7 +64,7 @@ class SlackTest(evbtest.TestCase):
             self.rx.url("/slack/pace"), "rate = 4.0; burst = 2;"))
         b.start()
         for i in range(8):
-            self.publish(b, "p-%d" % i)
+            self.publish_acked(b, "p-%d" % i)
         got = self.rx.wait_deliveries("/slack/pace", 8, timeout=20)
         at = [d["received_at"] for d in got]
         # two at once, then one every 250 ms: 6 more take >= 1.5 s
@@ -83,8 +79,8 @@ class SlackTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: slack_instance(
             self.rx.url("/slack/busy"), "rate = 20.0; burst = 10;"))
         b.start()
-        self.publish(b, "r-1")
-        self.publish(b, "r-2")
+        self.publish_acked(b, "r-1")
+        self.publish_acked(b, "r-2")
         got = self.rx.wait_deliveries("/slack/busy", 3, timeout=15)
         ids = [json.loads(d["body"])["blocks"][-1]["elements"][0]["text"].split("`")[-2]
                for d in got]
@@ -102,7 +98,7 @@ class SlackTest(evbtest.TestCase):
                                         {"close": True}])
         b = self.make_broker(instances=lambda b: slack_instance(self.rx.url("/slack/flaky")))
         b.start()
-        self.publish(b, "x-1")
+        self.publish_acked(b, "x-1")
         got = self.rx.wait_deliveries("/slack/flaky", 3)
         self.assertEqual([d["response_status"] for d in got], [500, None, 200])
         self.assertEqual(b.dead_letters("chat"), [])
@@ -116,7 +112,7 @@ class SlackTest(evbtest.TestCase):
                 self.rx.script(path, [{"status": status, "body": word}])
                 b = self.make_broker(instances=lambda b: slack_instance(self.rx.url(path)))
                 b.start()
-                self.publish(b, "d-1")
+                self.publish_acked(b, "d-1")
                 wait_for(lambda: b.dead_letters("chat"), what="the dead letter")
                 dl = b.dead_letters("chat")[0]
                 self.assertIn("Slack refused the message: %s (HTTP %d)" % (word, status),
@@ -129,10 +125,10 @@ class SlackTest(evbtest.TestCase):
         self.rx.script("/slack/gone", [{"status": 404, "body": "no_service"}])
         b = self.make_broker(instances=lambda b: slack_instance(self.rx.url("/slack/gone")))
         b.start()
-        self.publish(b, "g-1")
+        self.publish_acked(b, "g-1")
         wait_for(lambda: "Slack answered no_service" in b.log(), what="the error")
         self.assertRegex(b.log(), r"ERROR .*Slack answered no_service")
-        self.publish(b, "g-2")
+        self.publish_acked(b, "g-2")
         wait_for(lambda: len(b.dead_letters("chat")) == 2, what="two dead letters")
         self.assertEqual(len(self.rx.deliveries("/slack/gone")), 1)  # g-2 never sent
         self.assertEqual(b.stop(), 0)
@@ -149,10 +145,10 @@ class SlackTest(evbtest.TestCase):
                 'rate = 20.0; burst = 10;')
         b = self.make_broker(instances=lambda b: slack_instance(self.rx.url("/slack/t"), opts))
         b.start()
-        self.publish(b, "t-1", "task.failed", project="alpha",
+        self.publish_acked(b, "t-1", "task.failed", project="alpha",
                      data={"task_id": "T-1", "why": "a<b&c"})
-        self.publish(b, "t-2", "task.failed", project="beta", data={"task_id": "T-2"})
-        self.publish(b, "t-3", "agent.stuck", project="alpha", ticket="T-7",
+        self.publish_acked(b, "t-2", "task.failed", project="beta", data={"task_id": "T-2"})
+        self.publish_acked(b, "t-3", "agent.stuck", project="alpha", ticket="T-7",
                      data={"agent_id": "a1"})
         m = self.messages("/slack/t", 3)
         self.assertEqual(m[0]["text"], "<!here> alpha: T-1 failed (a&lt;b&amp;c)")
@@ -171,7 +167,7 @@ class SlackTest(evbtest.TestCase):
         b.start()
         t0 = time.time()
         for i in range(12):
-            self.publish(b, "st-%02d" % i, "agent.stuck", data={"agent_id": "a%d" % i})
+            self.publish_acked(b, "st-%02d" % i, "agent.stuck", data={"agent_id": "a%d" % i})
         m = self.messages("/slack/storm", 3, timeout=15)
         self.assertTrue(m[0]["text"].startswith(":warning: Agent a0 is stuck"))
         self.assertTrue(m[1]["text"].startswith(":warning: Agent a1 is stuck"))
@@ -191,9 +187,9 @@ class SlackTest(evbtest.TestCase):
                                                                 "rate = 20.0; burst = 10;"))
         b.start()
         big = "x<&>" * 6000
-        self.publish(b, "h-1", "task.failed", subject=big[:4000],
+        self.publish_acked(b, "h-1", "task.failed", subject=big[:4000],
                      data={"task_id": big[:500], "error": big})
-        self.publish(b, "h-2", "custom.thing", subject=big[:4000],
+        self.publish_acked(b, "h-2", "custom.thing", subject=big[:4000],
                      data={"k%02d" % i: big[:1000] for i in range(30)})
         m = self.messages("/slack/big", 2)  # each checked against Slack's limits
         self.assertTrue(m[0]["text"].startswith(":x: Task x&lt;&amp;&gt;x"), m[0]["text"][:40])
@@ -205,7 +201,7 @@ class SlackTest(evbtest.TestCase):
         b = self.make_broker(env={"SLACK_URL": url}, instances=lambda b: slack_instance(
             "${SLACK_URL}", "rate = 20.0;"))
         b.start()
-        self.publish(b, "u-1")
+        self.publish_acked(b, "u-1")
         self.messages("/slack/T000/B000/SeCrEtToKeN", 1)
         r = subprocess.run([evbtest.EVBUSD, "-c", b.config, "--check-config"], env=b.env,
                            capture_output=True, text=True, timeout=30)

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import evbtest
-from evbtest import envelope, wait_for
+from evbtest import wait_for
 import webhooktest
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -38,16 +38,12 @@ class WebhookTest(evbtest.TestCase):
         self.rx = webhooktest.Receiver().start()
         self.addCleanup(self.rx.stop)
 
-    def publish(self, b, id_, type_="task.completed", **attrs):
-        reply = b.ack_publish([type_.encode(), envelope(type_, id=id_, **attrs)])
-        self.assertEqual(reply, ["ACCEPTED", id_])
-
     def test_an_event_is_posted_as_a_cloudevent_and_signed(self):
         self.rx.secrets("/hook", "standard", [SECRET])
         b = self.make_broker(instances=lambda b: hook_instance([
             endpoint(self.rx.url("/hook"), 'headers = { X-Team = "ops"; };')]))
         b.start()
-        self.publish(b, "e-1", source="ci", data={"task_id": "T-1"})
+        self.publish_acked(b, "e-1", source="ci", data={"task_id": "T-1"})
         got = self.rx.wait_deliveries("/hook", 1)
         d = got[0]
         self.assertEqual(d["method"], "POST")
@@ -67,7 +63,7 @@ class WebhookTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: hook_instance([
             endpoint(self.rx.url("/data"), 'format = "data"; signature = "none";')]))
         b.start()
-        self.publish(b, "e-2", data={"cost": 0.5})
+        self.publish_acked(b, "e-2", data={"cost": 0.5})
         d = self.rx.wait_deliveries("/data", 1)[0]
         self.assertEqual(d["headers"]["content-type"], "application/json")
         self.assertEqual(json.loads(d["body"]), {"cost": 0.5})
@@ -80,7 +76,7 @@ class WebhookTest(evbtest.TestCase):
         self.rx.script("/flaky", [{"status": 503}, {"status": 500}, {"status": 200}])
         b = self.make_broker(instances=lambda b: hook_instance([endpoint(self.rx.url("/flaky"))]))
         b.start()
-        self.publish(b, "e-3")
+        self.publish_acked(b, "e-3")
         got = self.rx.wait_deliveries("/flaky", 3)
         self.assertEqual([d["response_status"] for d in got], [503, 500, 200])
         self.assertEqual({d["headers"]["webhook-id"] for d in got}, {"e-3"})
@@ -101,8 +97,8 @@ class WebhookTest(evbtest.TestCase):
             endpoint(self.rx.url("/busy"), 'signature = "none"; topics = [ "a.*" ];'),
             endpoint(self.rx.url("/dated"), 'signature = "none"; topics = [ "b.*" ];')]))
         b.start()
-        self.publish(b, "e-4", type_="a.x")
-        self.publish(b, "e-5", type_="b.x")
+        self.publish_acked(b, "e-4", type_="a.x")
+        self.publish_acked(b, "e-5", type_="b.x")
         busy = self.rx.wait_deliveries("/busy", 2, timeout=15)
         dated = self.rx.wait_deliveries("/dated", 2, timeout=15)
         # the host's own backoff here is 50-100 ms: the hint decides
@@ -115,7 +111,7 @@ class WebhookTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: hook_instance([
             endpoint(self.rx.url("/strict"), 'signature = "none";')]))
         b.start()
-        self.publish(b, "e-6")
+        self.publish_acked(b, "e-6")
         wait_for(lambda: b.dead_letters("hooks"), what="the dead letter")
         dl = b.dead_letters("hooks")[0]
         self.assertIn("permanent failure", dl["reason"])
@@ -133,11 +129,11 @@ class WebhookTest(evbtest.TestCase):
             endpoint(self.rx.url("/big"), 'signature = "none";')],
             options='max_response = "4K";'))
         b.start()
-        self.publish(b, "e-big-1")
+        self.publish_acked(b, "e-big-1")
         wait_for(lambda: "response body cut at max_response" in b.log(),
                  what="the cut response")
         self.assertRegex(b.log(), r"event e-big-1 attempt 1: HTTP 200 \(response body cut")
-        self.publish(b, "e-big-2")
+        self.publish_acked(b, "e-big-2")
         wait_for(lambda: b.dead_letters("hooks"), what="the dead letter")
         dl = b.dead_letters("hooks")[0]
         self.assertEqual(dl["event"]["id"], "e-big-2")
@@ -158,7 +154,7 @@ class WebhookTest(evbtest.TestCase):
             hook_instance([endpoint(rx.url("/private"))], name="private", retry=one,
                           options='ca_file = "%s";' % certs["ca"])]))
         b.start()
-        self.publish(b, "e-tls")
+        self.publish_acked(b, "e-tls")
         # signed by a CA the system does not know: refused, never sent
         wait_for(lambda: b.dead_letters("system"), what="the refused delivery")
         self.assertRegex(b.dead_letters("system")[0]["reason"], r"(?i)certificate")
@@ -178,7 +174,7 @@ class WebhookTest(evbtest.TestCase):
             [endpoint(rx.url("/lax"))], options="insecure = true;"))
         b.start()
         self.assertRegex(b.log(), r"WARN .*insecure = true: TLS certificates are NOT verified")
-        self.publish(b, "e-lax")
+        self.publish_acked(b, "e-lax")
         self.assertEqual(rx.wait_deliveries("/lax", 1)[0]["headers"]["webhook-id"], "e-lax")
         self.assertEqual(b.stop(), 0)
 
@@ -187,7 +183,7 @@ class WebhookTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: hook_instance([
             endpoint(self.rx.url("/moved"), 'signature = "none";')]))
         b.start()
-        self.publish(b, "e-7")
+        self.publish_acked(b, "e-7")
         wait_for(lambda: b.dead_letters("hooks"), what="the dead letter")
         self.assertIn("HTTP 301", b.dead_letters("hooks")[0]["reason"])
         self.assertEqual(self.rx.deliveries("/elsewhere"), [])
@@ -199,10 +195,10 @@ class WebhookTest(evbtest.TestCase):
             endpoint(self.rx.url("/gone"), 'signature = "none";'),
             endpoint(self.rx.url("/alive"), 'signature = "none";')]))
         b.start()
-        self.publish(b, "e-8")
+        self.publish_acked(b, "e-8")
         wait_for(lambda: len(b.dead_letters("hooks")) == 1, what="the first dead letter")
         self.assertIn("DISABLED", b.log())
-        self.publish(b, "e-9")
+        self.publish_acked(b, "e-9")
         wait_for(lambda: len(b.dead_letters("hooks")) == 2, what="the second dead letter")
         # the disabled endpoint is not asked again; the other one got both
         self.assertEqual(len(self.rx.deliveries("/gone")), 1)
@@ -216,7 +212,7 @@ class WebhookTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: hook_instance([
             endpoint(self.rx.url("/slow"), 'signature = "none"; timeout = "300ms";')]))
         b.start()
-        self.publish(b, "e-10")
+        self.publish_acked(b, "e-10")
         got = self.rx.wait_deliveries("/slow", 2, timeout=10)
         self.assertIsNone(got[0]["response_status"])
         self.assertEqual(got[1]["response_status"], 200)
@@ -229,7 +225,7 @@ class WebhookTest(evbtest.TestCase):
         b = self.make_broker(instances=lambda b: hook_instance([
             endpoint(self.rx.url("/drop"), 'signature = "none";')]))
         b.start()
-        self.publish(b, "e-11")
+        self.publish_acked(b, "e-11")
         got = self.rx.wait_deliveries("/drop", 2)
         self.assertEqual(got[1]["response_status"], 200)
         self.assertEqual(b.stop(), 0)
@@ -240,7 +236,7 @@ class WebhookTest(evbtest.TestCase):
             endpoint(self.rx.url("/a"), 'signature = "none";'),
             endpoint(self.rx.url("/b"), 'signature = "none";')]))
         b.start()
-        self.publish(b, "e-12")
+        self.publish_acked(b, "e-12")
         self.rx.wait_deliveries("/b", 2)
         time.sleep(0.5)
         self.assertEqual(len(self.rx.deliveries("/a")), 1)
@@ -258,13 +254,13 @@ class WebhookTest(evbtest.TestCase):
                 'signature = "none"; }' % self.rx.url("/t10"),
             ]))
         b.start()
-        self.publish(b, "plain")
-        self.publish(b, "alpha", project="alpha")
-        self.publish(b, "beta", project="beta")
-        self.publish(b, "alpha-t9", project="alpha", ticket="T-9")
-        self.publish(b, "beta-t9", project="beta", ticket="T-9")
-        self.publish(b, "alpha-t10", project="alpha", ticket="T-10")
-        self.publish(b, "beta-t10", project="beta", ticket="T-10")
+        self.publish_acked(b, "plain")
+        self.publish_acked(b, "alpha", project="alpha")
+        self.publish_acked(b, "beta", project="beta")
+        self.publish_acked(b, "alpha-t9", project="alpha", ticket="T-9")
+        self.publish_acked(b, "beta-t9", project="beta", ticket="T-9")
+        self.publish_acked(b, "alpha-t10", project="alpha", ticket="T-10")
+        self.publish_acked(b, "beta-t10", project="beta", ticket="T-10")
 
         def ids(path, n):
             return sorted(d["headers"]["x-evbus-event-id"]
@@ -288,7 +284,7 @@ class WebhookTest(evbtest.TestCase):
             '{ url = "%s"; signature = "custom"; secrets = [ "k-new", "k-old" ]; '
             'signature_header = "X-Sig"; timestamp_header = "X-Ts"; }' % self.rx.url("/custom")]))
         b.start()
-        self.publish(b, "e-13")
+        self.publish_acked(b, "e-13")
         rot = self.rx.wait_deliveries("/rot", 1)[0]
         self.assertTrue(rot["verified"], rot["verify_error"])
         self.assertEqual(len(rot["headers"]["webhook-signature"].split(" ")), 2)
@@ -310,10 +306,10 @@ class WebhookTest(evbtest.TestCase):
         b.start()
         t0 = time.time()
         for i in range(30):
-            self.publish(b, "h-%02d" % i)
+            self.publish_acked(b, "h-%02d" % i)
         time.sleep(1.5)  # the stuck endpoint has answered nothing for a while
         for i in range(30, 60):
-            self.publish(b, "h-%02d" % i)
+            self.publish_acked(b, "h-%02d" % i)
         fast = self.rx.wait_deliveries("/fast", 60, timeout=10)
         # every event reached the fast endpoint at once, while the stuck one
         # holds each request for its 10 s timeout
@@ -362,7 +358,7 @@ class WebhookTest(evbtest.TestCase):
         self.assertNotIn(SECRET, r.stdout + r.stderr)
         self.assertNotIn("tok-123", r.stdout + r.stderr)
         b.start()
-        self.publish(b, "e-14")
+        self.publish_acked(b, "e-14")
         self.rx.wait_deliveries("/s", 1)
         self.assertEqual(b.stop(), 0)
         self.assertNotIn(SECRET, b.log())

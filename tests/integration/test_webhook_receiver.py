@@ -29,6 +29,7 @@ import unittest
 from email.utils import formatdate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evbtest  # noqa: E402
 import webhook_receiver  # noqa: E402  (locate_node, for the Node checks)
 import webhooktest  # noqa: E402
 
@@ -670,18 +671,5 @@ class DocNodeTest(unittest.TestCase):
         self.assertEqual(out.splitlines(), ["handled evt-1", "handled evt-2"])
 
 
-def main():
-    # evbtest.main() would fail at once without a built evbusd; this needs
-    # none, so it prints the same summary line by itself.
-    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
-    print("\n%s: %d passed, %d failed, %d skipped" % (name, passed, failed, skipped))
-    sys.exit(0 if failed == 0 else 1)
-
-
 if __name__ == "__main__":
-    main()
+    evbtest.main(needs_evbusd=False)  # it tests the receiver alone
