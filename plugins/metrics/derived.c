@@ -108,8 +108,8 @@ typedef struct s_hist {
 } s_hist_t;
 
 typedef struct s_project {
-    uint64_t completed, failed, stuck;
-    double cost;
+    /* counters as Prometheus holds them: one type for all four */
+    double completed, failed, stuck, cost;
     s_hist_t duration[2]; /* completed, failed */
 } s_project_t;
 
@@ -191,11 +191,14 @@ void dm_observe(dm_t *m, const dm_event_t *ev)
         p->cost += ev->cost;
 }
 
+static size_t s_values(const s_table_t *t)
+{
+    return t->n + (t->other_used ? 1 : 0);
+}
+
 size_t dm_values(const dm_t *m, const char *label)
 {
-    const s_table_t *t =
-        strcmp(label, "project") == 0 ? &m->projects : &m->types;
-    return t->n + (t->other_used ? 1 : 0);
+    return s_values(strcmp(label, "project") == 0 ? &m->projects : &m->types);
 }
 
 /* ------------------------------------------------------------- output */
@@ -219,16 +222,14 @@ static int s_at(const s_table_t *t, size_t i, const char **name,
 }
 
 static void s_project_counter(const dm_t *m, pt_t *w, const char *name,
-                              const char *help, size_t offset, int is_double)
+                              const char *help, size_t offset)
 {
     pt_family(w, name, help, PT_COUNTER);
     const char *value;
     const void *rec;
     for (size_t i = 0; s_at(&m->projects, i, &value, &rec); i++) {
         const char *labels[] = {"project", value, NULL};
-        const char *field = (const char *)rec + offset;
-        double v = is_double ? *(const double *)field
-                             : (double)*(const uint64_t *)field;
+        double v = *(const double *)((const char *)rec + offset);
         pt_sample(w, name, labels, v);
     }
 }
@@ -237,10 +238,10 @@ void dm_render(const dm_t *m, pt_t *w)
 {
     s_project_counter(m, w, "evbus_tasks_completed_total",
                       "task.completed events, by project",
-                      offsetof(s_project_t, completed), 0);
+                      offsetof(s_project_t, completed));
     s_project_counter(m, w, "evbus_tasks_failed_total",
                       "task.failed events, by project",
-                      offsetof(s_project_t, failed), 0);
+                      offsetof(s_project_t, failed));
     pt_family(w, "evbus_task_duration_seconds",
               "Task durations from data.duration_ms of task.completed and "
               "task.failed events, by project and outcome",
@@ -262,10 +263,10 @@ void dm_render(const dm_t *m, pt_t *w)
     s_project_counter(m, w, "evbus_task_cost_total",
                       "Sum of data.cost of task.completed and task.failed "
                       "events, by project (in the publishers' unit)",
-                      offsetof(s_project_t, cost), 1);
+                      offsetof(s_project_t, cost));
     s_project_counter(m, w, "evbus_agents_stuck_total",
                       "agent.stuck events, by project",
-                      offsetof(s_project_t, stuck), 0);
+                      offsetof(s_project_t, stuck));
     pt_family(w, "evbus_last_event_timestamp_seconds",
               "When the broker accepted the last event of each type this "
               "instance received",
@@ -283,7 +284,7 @@ void dm_render(const dm_t *m, pt_t *w)
     for (int i = 0; i < 2; i++) {
         const char *labels[] = {"label", tables[i]->label, NULL};
         pt_sample(w, "evbus_metrics_label_values", labels,
-                  (double)dm_values(m, tables[i]->label));
+                  (double)s_values(tables[i]));
     }
     pt_family(w, "evbus_metrics_label_folded_total",
               "Events whose label value was counted as \"other\" because "
