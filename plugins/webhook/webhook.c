@@ -2,12 +2,16 @@
  * signed, many requests in flight at once. docs/webhooks.md is the manual.
  *
  * Shape. deliver() (the instance's one worker thread) picks the endpoints
- * (route.c), renders the body once, signs it per endpoint (sign.c), queues
- * one request per endpoint for the engine and returns PENDING. The engine
- * is one thread per instance driving a libcurl multi handle: every request
- * of every endpoint in flight at once, connections kept and reused per
- * host. When the last request of an attempt finishes, the engine reports
- * the attempt's outcome to the host:
+ * (route.c), renders the body once, signs it per endpoint (sign.c), hands
+ * one request per endpoint to an engine and returns PENDING. An engine is
+ * a thread driving a libcurl multi handle: its requests of every endpoint
+ * in flight at once, connections kept and reused per host. An instance
+ * has `engines` of them (default 2): one engine thread is the bottleneck
+ * of a busy instance (libcurl and the kernel's TCP work are most of the
+ * cost of a delivery), so an endpoint's requests are spread over the
+ * engines round robin, each engine allowed its share of the endpoint's
+ * max_in_flight (the shares add up to it). When the last request of an
+ * attempt finishes, its engine reports the attempt's outcome to the host:
  *
  *   any endpoint failed in a way worth retrying  -> RETRY (the longest
  *                                                   Retry-After as the hint)
@@ -20,16 +24,18 @@
  * only cause a duplicate, never a loss).
  *
  * Isolation. Each endpoint has its own queue and cap on requests in
- * flight in the engine. When an endpoint's queue is full and none of its
- * requests has ended for STALL_MS, its events are retried later instead of
- * queueing behind a hanging server. The plugin is EVBUS_PLUGIN_UNORDERED,
- * so a retry waiting for one endpoint never stops new events from
- * reaching the others.
+ * flight in each engine. When an endpoint's requests waiting or in flight
+ * reach max_queue and none of them has ended for STALL_MS, its events are
+ * retried later instead of queueing behind a hanging server. The plugin
+ * is EVBUS_PLUGIN_UNORDERED, so a retry waiting for one endpoint never
+ * stops new events from reaching the others.
  *
- * Threads: deliver (worker), the engine thread (sockets, completions),
- * init and shutdown (main thread, worker stopped). `lock` guards the queue
- * of new requests and the done table. A group is the worker's until it is
- * queued, then the engine's alone. Requests go back to the worker to be
+ * Threads: deliver (worker), the engine threads (sockets, completions),
+ * init and shutdown (main thread, worker stopped). Each engine's `lock`
+ * guards its queue of new requests; the hook's `lock` guards the done
+ * table and the groups of several requests (their requests may end on
+ * different engines). A group of one request is the worker's until it is
+ * queued, then its engine's alone. Requests go back to the worker to be
  * freed (`finished`). Keys (HMAC contexts) are used by the worker only. */
 #include <curl/curl.h>
 #include <errno.h>
@@ -61,6 +67,7 @@
 #define REASON_MAX 1000       /* the host keeps 1023 bytes */
 #define STALL_MS 1000         /* no request of an endpoint ended for this
                                  long while some wait: it is stalled */
+#define MAX_ENGINES 16        /* engines at most (option `engines`) */
 
 /* ------------------------------------------------------------ the state */
 
@@ -75,7 +82,9 @@ typedef struct s_group {
     evbus_attempt_t *att;
     char id[260];
     int number;           /* attempt number */
-    int pending;          /* requests not finished (under lock) */
+    int requests;         /* requests queued; set before the first is */
+    int pending;          /* requests not finished (engine; with several
+                             requests under the hook's lock) */
     int retry, permanent; /* endpoints that failed, by kind */
     int64_t retry_after_ms;
     size_t n_done;        /* endpoints that took it in this attempt */
@@ -108,12 +117,50 @@ typedef struct s_req {
     _Alignas(max_align_t) char room[];
 } s_req_t;
 
-/* The engine's queue for one endpoint: requests wait here until fewer
- * than max_in_flight are running. Engine thread only. */
+/* An engine's queue for one endpoint: requests wait here until fewer
+ * than the engine's share of max_in_flight are running. Engine only. */
 typedef struct s_epq {
     s_req_t *head, *tail;
     int running;
+    int limit;            /* this engine's share of max_in_flight */
 } s_epq_t;
+
+/* What the engine has told epoll about one socket. A socket libcurl no
+ * longer watches (its request ended; the connection waits in the cache)
+ * stays registered, marked IDLE: the next request on the connection
+ * re-arms it with one EPOLL_CTL_MOD instead of a DEL now and an ADD then
+ * (two syscalls a request). An IDLE socket that reports an event (the
+ * server closed the connection) is removed then. */
+enum { FD_NONE, FD_WATCHED, FD_IDLE };
+typedef struct s_fdstate {
+    uint8_t state;
+    uint32_t events;      /* registered with these */
+} s_fdstate_t;
+
+struct s_hook;
+
+/* One engine: a thread, its libcurl multi handle and connections. */
+typedef struct s_engine {
+    struct s_hook *h;
+    int index;
+    pthread_mutex_t lock;     /* queue, stop */
+    s_req_t *queue, **queue_tail; /* new requests from the worker */
+    int stop;
+    int wakefd;               /* eventfd: new requests, or stop */
+    /* the engine thread's own */
+    int epfd;                 /* epoll: wakefd and libcurl's sockets */
+    s_fdstate_t *fds;         /* by descriptor */
+    size_t n_fds;
+    int64_t timer_due_us;     /* libcurl's timer, monotonic; -1 = none */
+    CURLM *multi;
+    CURLSH *share;            /* DNS and TLS sessions across its handles */
+    s_req_t *running;         /* requests added to the multi handle */
+    s_epq_t *epq;             /* per endpoint: waiting, running */
+    CURL **pool;              /* easy handles to reuse */
+    size_t n_pool, cap_pool;
+    pthread_t thread;
+    int started;
+} s_engine_t;
 
 /* Endpoints that have an event already (or refused it for good). */
 typedef struct s_done {
@@ -134,31 +181,23 @@ typedef struct s_hook {
     int insecure;
     char user_agent[64];
 
-    pthread_mutex_t lock;
-    s_req_t *queue, **queue_tail; /* new requests for the engine */
-    /* requests the engine is done with, handed back to the worker to be
+    pthread_mutex_t lock;    /* the done table; groups of several */
+    /* requests the engines are done with, handed back to the worker to be
      * freed there: memory goes back to the thread that allocated it, so
-     * the two threads never contend for one malloc arena */
+     * the threads never contend for one malloc arena */
     _Atomic(s_req_t *) finished;
     _Atomic size_t done_live; /* entries in the done table */
-    int stop;
     s_done_t **done_hash;
     size_t done_buckets, done_count;
     s_done_t *done_oldest, *done_newest;
 
-    int wakefd;              /* eventfd: new requests, or stop */
-    /* the engine thread's own */
-    int epfd;                /* epoll: wakefd and libcurl's sockets */
-    int64_t timer_due_us;    /* libcurl's timer, monotonic; -1 = none */
-    CURLM *multi;
-    CURLSH *share;           /* DNS and TLS sessions across handles */
-    s_req_t *running;        /* requests added to the multi handle */
-    s_epq_t *epq;            /* per endpoint: waiting, running */
-    CURL **pool;             /* easy handles to reuse */
-    size_t n_pool, cap_pool;
-    pthread_t engine;
-    int engine_started;
-    size_t *select_buf;      /* worker: room for routes.n indexes */
+    s_engine_t *engines;
+    int n_engines;           /* set up (s_hook_free frees these) */
+    int n_engines_wanted;    /* option `engines` */
+    /* the worker's own */
+    size_t *select_buf;      /* room for routes.n indexes */
+    unsigned *next_engine;   /* per endpoint: round robin over engines */
+    s_req_t **batch;         /* per engine: requests of one deliver() */
 } s_hook_t;
 
 static int64_t s_mono_us(void)
@@ -413,7 +452,7 @@ static void s_free_finished(s_hook_t *h)
 }
 
 /* A request is over: log it, note it in its group, and complete the
- * attempt when it was the group's last. Engine thread. */
+ * attempt when it was the group's last. Its engine's thread. */
 static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
 {
     const evbus_host_t *host = h->host;
@@ -426,38 +465,46 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     int64_t ms = (s_mono_us() - r->started_us) / 1000;
     whfmt_outcome_t o = whfmt_classify(cc == CURLE_OK, status);
+    if (r->aborted)
+        o = WHFMT_RETRY;
     int64_t hint = 0;
     char what[600];
-    if (r->aborted) {
-        o = WHFMT_RETRY;
-        snprintf(what, sizeof what, "cancelled: evbusd is stopping");
-    } else if (cc != CURLE_OK) {
-        snprintf(what, sizeof what, "%s",
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+    if (o == WHFMT_OK) {
+        /* one line per request; successes only at debug (a line per
+         * delivery would drown the log at info), formatted by the host
+         * only when debug is on */
+        host->log(h->inst, EVBUS_LOG_DEBUG,
+                  "POST %s event %s attempt %d: HTTP %ld%s, %lld ms",
+                  ep->label, g->id, g->number, status,
+                  r->resp_cut ? " (response body cut at max_response)" : "",
+                  (long long)ms);
     } else {
-        char excerpt[EXCERPT + 8];
-        whfmt_excerpt(r->resp, r->resp_len, EXCERPT, excerpt, sizeof excerpt);
-        if (o == WHFMT_RETRY && r->retry_after[0]) {
-            int64_t now = host->now_ms();
-            hint = whfmt_retry_after_ms(r->retry_after, now);
-            if (hint < 0)
-                hint = 0;
+        if (r->aborted) {
+            snprintf(what, sizeof what, "cancelled: evbusd is stopping");
+        } else if (cc != CURLE_OK) {
+            snprintf(what, sizeof what, "%s",
+                     r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+        } else {
+            char excerpt[EXCERPT + 8];
+            whfmt_excerpt(r->resp, r->resp_len, EXCERPT, excerpt,
+                          sizeof excerpt);
+            if (o == WHFMT_RETRY && r->retry_after[0]) {
+                int64_t now = host->now_ms();
+                hint = whfmt_retry_after_ms(r->retry_after, now);
+                if (hint < 0)
+                    hint = 0;
+            }
+            if (hint > 0)
+                snprintf(what, sizeof what, "HTTP %ld (Retry-After %s): %s",
+                         status, r->retry_after, excerpt);
+            else
+                snprintf(what, sizeof what, "HTTP %ld: %s", status,
+                         excerpt);
         }
-        if (o == WHFMT_OK)
-            snprintf(what, sizeof what, "HTTP %ld%s", status,
-                     r->resp_cut ? " (response body cut at max_response)"
-                                 : "");
-        else if (hint > 0)
-            snprintf(what, sizeof what, "HTTP %ld (Retry-After %s): %s",
-                     status, r->retry_after, excerpt);
-        else
-            snprintf(what, sizeof what, "HTTP %ld: %s", status, excerpt);
+        host->log(h->inst, EVBUS_LOG_WARN,
+                  "POST %s event %s attempt %d: %s, %lld ms", ep->label,
+                  g->id, g->number, what, (long long)ms);
     }
-    /* one line per request; successes only at debug (a line per delivery
-     * would drown the log at info) */
-    host->log(h->inst, o == WHFMT_OK ? EVBUS_LOG_DEBUG : EVBUS_LOG_WARN,
-              "POST %s event %s attempt %d: %s, %lld ms", ep->label, g->id,
-              g->number, what, (long long)ms);
     if (o == WHFMT_GONE && !atomic_exchange(&ep->gone, 1)) {
         snprintf(ep->gone_reason, sizeof ep->gone_reason,
                  "endpoint %s answered 410 Gone", ep->label);
@@ -470,156 +517,212 @@ static void s_req_done(s_hook_t *h, s_req_t *r, CURLcode cc)
     atomic_store(&ep->last_progress_ms, host->now_ms());
     atomic_fetch_sub(&ep->pending, 1);
 
-    /* the group's counters are the engine's alone once queued */
+    /* A group of one request is its engine's alone once queued; the
+     * requests of a group of several may end on different engines at
+     * once, so they meet under the hook's lock. */
+    int several = g->requests > 1;
+    if (several)
+        pthread_mutex_lock(&h->lock);
     if (o != WHFMT_OK)
         s_reason_add(g, "%s: %s", ep->label, what);
     s_group_note(g, r->ep, o, hint);
-    if (--g->pending == 0) {
-        int shared = s_group_shared(h, g);
-        if (shared)
-            pthread_mutex_lock(&h->lock);
-        int rc = s_group_finish(h, g, shared);
-        if (shared)
+    if (--g->pending > 0) {
+        if (several)
             pthread_mutex_unlock(&h->lock);
-        host->attempt_complete(g->att, rc);
-        r->frees_group = 1;
+        return; /* g may be freed by now: not touched again */
     }
+    int shared = several || s_group_shared(h, g);
+    if (shared && !several)
+        pthread_mutex_lock(&h->lock);
+    int rc = s_group_finish(h, g, shared);
+    if (shared)
+        pthread_mutex_unlock(&h->lock);
+    host->attempt_complete(g->att, rc);
+    r->frees_group = 1;
 }
 
-static void s_running_unlink(s_hook_t *h, s_req_t *r)
+static void s_running_unlink(s_engine_t *e, s_req_t *r)
 {
     if (r->prev)
         r->prev->next = r->next;
     else
-        h->running = r->next;
+        e->running = r->next;
     if (r->next)
         r->next->prev = r->prev;
     r->next = r->prev = NULL;
 }
 
 /* Hand the request's handle back to the pool (or free it). */
-static void s_easy_put(s_hook_t *h, s_req_t *r)
+static void s_easy_put(s_engine_t *e, s_req_t *r)
 {
-    CURL *e = r->easy;
+    CURL *c = r->easy;
     r->easy = NULL;
-    if (!e)
+    if (!c)
         return;
     /* nothing in the pool may point into the request once it is freed */
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
-    if (h->n_pool == h->cap_pool) {
-        size_t cap = h->cap_pool ? h->cap_pool * 2 : 64;
-        CURL **p = cap <= 4096 ? realloc(h->pool, cap * sizeof *p) : NULL;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    if (e->n_pool == e->cap_pool) {
+        size_t cap = e->cap_pool ? e->cap_pool * 2 : 64;
+        CURL **p = cap <= 4096 ? realloc(e->pool, cap * sizeof *p) : NULL;
         if (!p) {
-            curl_easy_cleanup(e);
+            curl_easy_cleanup(c);
             return;
         }
-        h->pool = p;
-        h->cap_pool = cap;
+        e->pool = p;
+        e->cap_pool = cap;
     }
-    h->pool[h->n_pool++] = e;
+    e->pool[e->n_pool++] = c;
 }
 
 /* Configure a handle for the request and add it. Engine thread. */
-static int s_req_start(s_hook_t *h, s_req_t *r)
+static int s_req_start(s_engine_t *e, s_req_t *r)
 {
+    s_hook_t *h = e->h;
     wh_endpoint_t *ep = &h->routes.eps[r->ep];
-    CURL *e;
-    if (h->n_pool) {
+    CURL *c;
+    if (e->n_pool) {
         /* a pooled handle keeps the options common to every request (set
          * below when it was made); only the request's own are set again */
-        e = h->pool[--h->n_pool];
-    } else if ((e = curl_easy_init())) {
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
-        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
-        if (h->share)
-            curl_easy_setopt(e, CURLOPT_SHARE, h->share);
+        c = e->pool[--e->n_pool];
+    } else if ((c = curl_easy_init())) {
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_on_header);
+        if (e->share)
+            curl_easy_setopt(c, CURLOPT_SHARE, e->share);
         if (h->ca_file)
-            curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+            curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
         if (h->insecure) {
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
         }
     } else {
         snprintf(r->errbuf, sizeof r->errbuf, "out of memory");
         return -1;
     }
-    r->easy = e;
-    curl_easy_setopt(e, CURLOPT_URL, ep->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body->data);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+    r->easy = c;
+    curl_easy_setopt(c, CURLOPT_URL, ep->url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)r->body->data);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)r->body->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ep->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ep->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)ep->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, r);
     r->started_us = s_mono_us();
-    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    CURLMcode mc = curl_multi_add_handle(e->multi, c);
     if (mc != CURLM_OK) {
         snprintf(r->errbuf, sizeof r->errbuf, "curl: %s",
                  curl_multi_strerror(mc));
         return -1;
     }
     r->prev = NULL;
-    r->next = h->running;
-    if (h->running)
-        h->running->prev = r;
-    h->running = r;
+    r->next = e->running;
+    if (e->running)
+        e->running->prev = r;
+    e->running = r;
     return 0;
 }
 
 /* A request is over (or never started): report it, recycle its handle. */
-static void s_req_end(s_hook_t *h, s_req_t *r, CURLcode cc)
+static void s_req_end(s_engine_t *e, s_req_t *r, CURLcode cc)
 {
-    s_req_done(h, r, cc);
-    s_easy_put(h, r);
-    s_req_finished(h, r);
+    s_req_done(e->h, r, cc);
+    s_easy_put(e, r);
+    s_req_finished(e->h, r);
 }
 
-/* Start what the endpoint's concurrency allows. Engine thread. */
-static void s_pump(s_hook_t *h, size_t epi)
+/* Start what the engine's share of the endpoint allows. Engine thread. */
+static void s_pump(s_engine_t *e, size_t epi)
 {
-    s_epq_t *q = &h->epq[epi];
-    while (q->head && q->running < h->routes.eps[epi].max_in_flight) {
+    s_epq_t *q = &e->epq[epi];
+    while (q->head && q->running < q->limit) {
         s_req_t *r = q->head;
         q->head = r->next;
         if (!q->head)
             q->tail = NULL;
         r->next = NULL;
-        if (s_req_start(h, r) < 0) {
-            s_req_end(h, r, CURLE_FAILED_INIT);
+        if (s_req_start(e, r) < 0) {
+            s_req_end(e, r, CURLE_FAILED_INIT);
             continue;
         }
         q->running++;
     }
 }
 
-/* libcurl tells which sockets to watch and for what (engine thread). */
+/* The epoll registration of fd, growing the table. NULL: out of memory
+ * (the caller then falls back to plain ADD/MOD/DEL). */
+static s_fdstate_t *s_fd(s_engine_t *e, curl_socket_t fd)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= e->n_fds) {
+        size_t n = e->n_fds ? e->n_fds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        s_fdstate_t *t = realloc(e->fds, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + e->n_fds, 0, (n - e->n_fds) * sizeof *t);
+        e->fds = t;
+        e->n_fds = n;
+    }
+    return &e->fds[fd];
+}
+
+/* Register fd for events: MOD when epoll may know it (falling back to
+ * ADD for a descriptor closed and reused meanwhile), else ADD. */
+static void s_fd_arm(s_engine_t *e, curl_socket_t fd, s_fdstate_t *st,
+                     uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.fd = fd};
+    if (st && st->state == FD_NONE) {
+        if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno == EEXIST)
+            epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev);
+    } else if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 &&
+               errno == ENOENT) {
+        epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (st) {
+        st->state = FD_WATCHED;
+        st->events = events;
+    }
+}
+
+/* libcurl tells which sockets to watch and for what (engine thread). A
+ * socket it stops watching stays in epoll (see s_fdstate_t): libcurl
+ * always says REMOVE before it closes a socket it watched, so a
+ * descriptor number reused by a new socket is armed again. */
 static int s_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
                        void *socketp)
 {
     (void)easy;
     (void)socketp;
-    s_hook_t *h = userp;
+    s_engine_t *e = userp;
+    s_fdstate_t *st = s_fd(e, fd);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (st && st->state == FD_WATCHED)
+            st->state = FD_IDLE;
+        else if (!st)
+            epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
         return 0;
     }
-    struct epoll_event ev = {.data.fd = fd};
+    uint32_t events = 0;
     if (what & CURL_POLL_IN)
-        ev.events |= EPOLLIN;
+        events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
-        ev.events |= EPOLLOUT;
-    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev);
+        events |= EPOLLOUT;
+    if (st && st->state == FD_WATCHED && st->events == events)
+        return 0;
+    s_fd_arm(e, fd, st, events);
     return 0;
 }
 
@@ -627,76 +730,87 @@ static int s_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 static int s_on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    s_hook_t *h = userp;
-    h->timer_due_us = timeout_ms < 0 ? -1 : s_mono_us() + timeout_ms * 1000;
+    s_engine_t *e = userp;
+    e->timer_due_us = timeout_ms < 0 ? -1 : s_mono_us() + timeout_ms * 1000;
     return 0;
 }
 
 /* Report what libcurl finished and start what may start now. */
-static void s_collect(s_hook_t *h)
+static void s_collect(s_engine_t *e)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(h->multi, &left))) {
+    while ((msg = curl_multi_info_read(e->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         s_req_t *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode cc = msg->data.result;
-        curl_multi_remove_handle(h->multi, msg->easy_handle);
-        s_running_unlink(h, r);
+        curl_multi_remove_handle(e->multi, msg->easy_handle);
+        s_running_unlink(e, r);
         size_t epi = r->ep;
-        h->epq[epi].running--;
-        s_req_end(h, r, cc);
-        s_pump(h, epi);
+        e->epq[epi].running--;
+        s_req_end(e, r, cc);
+        s_pump(e, epi);
     }
 }
 
 /* Evbusd is stopping and the host's drain is over: what is still waiting
  * or in flight is cut short and retried after the restart (the journal
  * keeps the event). */
-static void s_abort_all(s_hook_t *h)
+static void s_abort_all(s_engine_t *e)
 {
-    for (size_t i = 0; i < h->routes.n; i++) {
-        s_epq_t *q = &h->epq[i];
+    for (size_t i = 0; i < e->h->routes.n; i++) {
+        s_epq_t *q = &e->epq[i];
         while (q->head) {
             s_req_t *r = q->head;
             q->head = r->next;
             r->next = NULL;
             r->aborted = 1;
-            s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
+            s_req_end(e, r, CURLE_ABORTED_BY_CALLBACK);
         }
         q->tail = NULL;
     }
-    while (h->running) {
-        s_req_t *r = h->running;
-        s_running_unlink(h, r);
-        curl_multi_remove_handle(h->multi, r->easy);
+    while (e->running) {
+        s_req_t *r = e->running;
+        s_running_unlink(e, r);
+        curl_multi_remove_handle(e->multi, r->easy);
         r->aborted = 1;
-        s_req_end(h, r, CURLE_ABORTED_BY_CALLBACK);
+        s_req_end(e, r, CURLE_ABORTED_BY_CALLBACK);
     }
 }
 
-/* The engine: one epoll set holding the wake-up eventfd and the sockets
+/* An engine: one epoll set holding the wake-up eventfd and the sockets
  * libcurl asks for; curl_multi_socket_action runs only the transfers whose
  * sockets are ready (curl_multi_perform would walk, and poll, every
  * transfer on every turn: O(requests in flight) per event). */
 static void *s_engine(void *arg)
 {
-    s_hook_t *h = arg;
+    s_engine_t *e = arg;
+    s_hook_t *h = e->h;
     struct epoll_event evs[64];
     int running = 0;
     for (;;) {
         int64_t timeout = -1;
-        if (h->timer_due_us >= 0) {
-            int64_t left = h->timer_due_us - s_mono_us();
+        if (e->timer_due_us >= 0) {
+            int64_t left = e->timer_due_us - s_mono_us();
             timeout = left <= 0 ? 0 : (left + 999) / 1000;
         }
-        int n = epoll_wait(h->epfd, evs, 64, (int)timeout);
+        int n = epoll_wait(e->epfd, evs, 64, (int)timeout);
         int woken = 0;
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == h->wakefd) {
+            int fd = evs[i].data.fd;
+            if (fd == e->wakefd) {
                 woken = 1;
+                continue;
+            }
+            s_fdstate_t *st = (size_t)fd < e->n_fds ? &e->fds[fd] : NULL;
+            if (st && st->state == FD_IDLE) {
+                /* an idle connection heard from (the server closed it):
+                 * nobody waits for it, stop watching; libcurl finds it
+                 * dead when it next picks it from its cache */
+                epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+                st->state = FD_NONE;
                 continue;
             }
             int flags = 0;
@@ -706,55 +820,73 @@ static void *s_engine(void *arg)
                 flags |= CURL_CSELECT_OUT;
             if (evs[i].events & EPOLLERR)
                 flags |= CURL_CSELECT_ERR;
-            curl_multi_socket_action(h->multi, evs[i].data.fd, flags,
+            curl_multi_socket_action(e->multi, fd, flags, &running);
+        }
+        if (e->timer_due_us >= 0 && s_mono_us() >= e->timer_due_us) {
+            e->timer_due_us = -1;
+            curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
                                      &running);
         }
-        if (h->timer_due_us >= 0 && s_mono_us() >= h->timer_due_us) {
-            h->timer_due_us = -1;
-            curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0,
-                                     &running);
-        }
-        s_collect(h);
+        s_collect(e);
         if (!woken)
             continue;
 
         uint64_t count;
-        if (read(h->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
+        if (read(e->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
             h->host->log(h->inst, EVBUS_LOG_ERROR, "wake-up read: %s",
                          strerror(errno));
-        pthread_mutex_lock(&h->lock);
-        s_req_t *fresh = h->queue;
-        h->queue = NULL;
-        h->queue_tail = &h->queue;
-        int stop = h->stop;
-        pthread_mutex_unlock(&h->lock);
+        pthread_mutex_lock(&e->lock);
+        s_req_t *fresh = e->queue;
+        e->queue = NULL;
+        e->queue_tail = &e->queue;
+        int stop = e->stop;
+        pthread_mutex_unlock(&e->lock);
         for (s_req_t *r = fresh, *next; r; r = next) {
             next = r->next;
             r->next = NULL;
-            s_epq_t *q = &h->epq[r->ep];
+            s_epq_t *q = &e->epq[r->ep];
             if (q->tail)
                 q->tail->next = r;
             else
                 q->head = r;
             q->tail = r;
             if (!stop)
-                s_pump(h, r->ep);
+                s_pump(e, r->ep);
         }
         if (stop) {
-            s_abort_all(h);
+            s_abort_all(e);
             break;
         }
     }
     return NULL;
 }
 
-/* Wake the engine (any thread). */
-static void s_wake(s_hook_t *h)
+/* Wake an engine (any thread). */
+static void s_wake(s_engine_t *e)
 {
     uint64_t one = 1;
-    if (write(h->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
-        h->host->log(h->inst, EVBUS_LOG_ERROR, "wake-up write: %s",
-                     strerror(errno));
+    if (write(e->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+        e->h->host->log(e->h->inst, EVBUS_LOG_ERROR, "wake-up write: %s",
+                        strerror(errno));
+}
+
+/* Queue a deliver()'s requests on their engines (worker): one wake-up
+ * per engine whose queue was empty (a queue already holding requests has
+ * a wake-up on its way: the engine empties it whole). */
+static void s_submit(s_hook_t *h, s_req_t **batch, s_req_t ***tails)
+{
+    for (int k = 0; k < h->n_engines; k++) {
+        if (!batch[k])
+            continue;
+        s_engine_t *e = &h->engines[k];
+        pthread_mutex_lock(&e->lock);
+        int wake = e->queue == NULL;
+        *e->queue_tail = batch[k];
+        e->queue_tail = tails[k];
+        pthread_mutex_unlock(&e->lock);
+        if (wake)
+            s_wake(e);
+    }
 }
 
 /* ------------------------------------------------------------ requests */
@@ -921,7 +1053,12 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
     snprintf(g->id, sizeof g->id, "%s", id ? id : "");
 
     s_body_t *bodies[2] = {NULL, NULL}; /* cloudevents, data */
-    s_req_t *reqs = NULL, **tail = &reqs;
+    s_req_t **batch = h->batch;          /* per engine */
+    s_req_t **tails[MAX_ENGINES];
+    for (int k = 0; k < h->n_engines; k++) {
+        batch[k] = NULL;
+        tails[k] = &batch[k];
+    }
     int queued = 0;
     pthread_mutex_lock(&h->lock);
     s_done_t *d = s_done_find(h, g->id);
@@ -968,31 +1105,28 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
         }
         if (atomic_fetch_add(&ep->pending, 1) == 0)
             atomic_store(&ep->last_progress_ms, host->now_ms());
-        *tail = r;
-        tail = &r->next;
+        /* round robin over the engines that have a share of the
+         * endpoint (all of them unless max_in_flight < engines) */
+        int e = (int)(h->next_engine[epi]++ % (unsigned)ep->engines);
+        *tails[e] = r;
+        tails[e] = &r->next;
         queued++;
     }
     free(had);
     s_body_release(bodies[0]);
     s_body_release(bodies[1]);
 
-    pthread_mutex_lock(&h->lock);
     if (!queued) {
         /* everything was decided here: finish now */
+        pthread_mutex_lock(&h->lock);
         int rc = s_group_finish(h, g, 1);
         pthread_mutex_unlock(&h->lock);
         free(g);
         return rc;
     }
-    g->pending = queued;
-    /* a queue already holding requests has a wake-up on its way (the
-     * engine empties it whole): one per batch, not one per event */
-    int wake = h->queue == NULL;
-    *h->queue_tail = reqs;
-    h->queue_tail = tail;
-    pthread_mutex_unlock(&h->lock);
-    if (wake)
-        s_wake(h);
+    /* set before any engine can see a request of the group */
+    g->requests = g->pending = queued;
+    s_submit(h, batch, tails);
     return EVBUS_PENDING;
 }
 
@@ -1089,6 +1223,10 @@ static int s_declare(evbus_schema_t *s, const evbus_host_t *host)
                                "later (keep it below the instance's "
                                "max_in_flight so a stuck endpoint leaves "
                                "room for the others)");
+    rc |= host->declare_option(s, "engines", EVBUS_OPT_INT, "2", 0,
+                               "HTTP threads (1-16), each with its own "
+                               "connections; an endpoint's requests are "
+                               "spread over them");
     rc |= host->declare_option(s, "max_response", EVBUS_OPT_SIZE, "64K", 0,
                                "response body bytes read at most; past "
                                "it the response is cut short (the status "
@@ -1390,6 +1528,12 @@ static int s_load(evbus_instance_t *inst, const evbus_host_t *host,
         errors += s_load_endpoint(inst, host, setting, i >= ne,
                                   &r->eps[r->n++]);
     }
+    int64_t engines = host->config_int(inst, "engines");
+    if (engines < 1 || engines > MAX_ENGINES) {
+        host->config_error(inst, "engines", "expected 1 to %d",
+                           MAX_ENGINES);
+        errors++;
+    }
     const char *bad;
     char why[512];
     if (wh_routes_check(r, &bad, why, sizeof why) < 0) {
@@ -1416,31 +1560,98 @@ static int s_validate(evbus_instance_t *inst, const evbus_host_t *host)
 
 /* ------------------------------------------------------------ lifecycle */
 
+static void s_stop_engines(s_hook_t *h);
+
+/* An engine's resources (its thread has stopped, or never started). */
+static void s_engine_free(s_engine_t *e)
+{
+    for (size_t i = 0; i < e->n_pool; i++)
+        curl_easy_cleanup(e->pool[i]);
+    free(e->pool);
+    /* the multi handle closes the cached connections: before the socket
+     * table and epoll set go */
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    if (e->share)
+        curl_share_cleanup(e->share);
+    if (e->epfd >= 0)
+        close(e->epfd);
+    if (e->wakefd >= 0)
+        close(e->wakefd);
+    free(e->fds);
+    free(e->epq);
+    pthread_mutex_destroy(&e->lock);
+}
+
 static void s_hook_free(s_hook_t *h)
 {
     if (!h)
         return;
+    for (int k = 0; k < h->n_engines; k++)
+        s_engine_free(&h->engines[k]);
+    free(h->engines);
     s_free_finished(h);
     while (h->done_oldest)
         s_done_remove(h, h->done_oldest);
     free(h->done_hash);
-    for (size_t i = 0; i < h->n_pool; i++)
-        curl_easy_cleanup(h->pool[i]);
-    free(h->pool);
-    if (h->multi)
-        curl_multi_cleanup(h->multi);
-    if (h->epfd >= 0)
-        close(h->epfd);
-    if (h->wakefd >= 0)
-        close(h->wakefd);
-    if (h->share)
-        curl_share_cleanup(h->share);
     s_routes_clear(&h->routes);
     free(h->ca_file);
     free(h->select_buf);
-    free(h->epq);
+    free(h->next_engine);
+    free(h->batch);
     pthread_mutex_destroy(&h->lock);
     free(h);
+}
+
+/* Set up engine k (its thread is started later); -1 after logging. */
+static int s_engine_init(s_hook_t *h, int k)
+{
+    const evbus_host_t *host = h->host;
+    s_engine_t *e = &h->engines[k];
+    e->h = h;
+    e->index = k;
+    e->epfd = e->wakefd = -1;
+    e->timer_due_us = -1;
+    pthread_mutex_init(&e->lock, NULL);
+    h->n_engines = k + 1; /* s_hook_free frees it from here on */
+    e->queue_tail = &e->queue;
+    e->epq = calloc(h->routes.n, sizeof *e->epq);
+    e->multi = curl_multi_init();
+    if (!e->epq || !e->multi) {
+        host->log(h->inst, EVBUS_LOG_ERROR, "out of memory");
+        return -1;
+    }
+    /* the engine's share of each endpoint's max_in_flight */
+    int n = h->n_engines_wanted;
+    for (size_t i = 0; i < h->routes.n; i++) {
+        int max = h->routes.eps[i].max_in_flight;
+        e->epq[i].limit = max / n + (k < max % n ? 1 : 0);
+    }
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event wev = {.events = EPOLLIN};
+    if (e->epfd < 0 || e->wakefd < 0 ||
+        (wev.data.fd = e->wakefd,
+         epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &wev) < 0)) {
+        host->log(h->inst, EVBUS_LOG_ERROR, "cannot set up epoll: %s",
+                  strerror(errno));
+        return -1;
+    }
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+    /* keep connections: one per request in flight, per host */
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    /* TLS sessions and DNS answers shared by the engine's handles (one
+     * thread: no locking needed) */
+    e->share = curl_share_init();
+    if (e->share) {
+        curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(e->share, CURLSHOPT_SHARE,
+                          CURL_LOCK_DATA_SSL_SESSION);
+    }
+    return 0;
 }
 
 static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
@@ -1453,9 +1664,7 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     }
     h->inst = inst;
     h->host = host;
-    h->epfd = h->wakefd = -1;
     pthread_mutex_init(&h->lock, NULL);
-    h->queue_tail = &h->queue;
     snprintf(h->user_agent, sizeof h->user_agent, "evbus/%s", EVBUS_VERSION);
     if (s_load(inst, host, &h->routes) < 0) {
         host->log(inst, EVBUS_LOG_ERROR,
@@ -1468,48 +1677,40 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     const char *ca = host->config_string(inst, "ca_file");
     h->ca_file = ca ? strdup(ca) : NULL;
     h->insecure = (int)host->config_int(inst, "insecure");
+    h->n_engines_wanted = (int)host->config_int(inst, "engines");
+    int n = h->n_engines_wanted;
+    for (size_t i = 0; i < h->routes.n; i++) {
+        wh_endpoint_t *ep = &h->routes.eps[i];
+        ep->engines = ep->max_in_flight < n ? ep->max_in_flight : n;
+    }
     h->select_buf = calloc(h->routes.n, sizeof *h->select_buf);
-    h->epq = calloc(h->routes.n, sizeof *h->epq);
-    h->multi = curl_multi_init();
-    if (!h->select_buf || !h->epq || !h->multi) {
+    h->next_engine = calloc(h->routes.n, sizeof *h->next_engine);
+    h->batch = calloc((size_t)n, sizeof *h->batch);
+    h->engines = calloc((size_t)n, sizeof *h->engines);
+    if (!h->select_buf || !h->next_engine || !h->batch || !h->engines) {
         host->log(inst, EVBUS_LOG_ERROR, "out of memory");
         s_hook_free(h);
         return -1;
     }
-    h->timer_due_us = -1;
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    h->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event wev = {.events = EPOLLIN};
-    if (h->epfd < 0 || h->wakefd < 0 ||
-        (wev.data.fd = h->wakefd,
-         epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wakefd, &wev) < 0)) {
-        host->log(inst, EVBUS_LOG_ERROR, "cannot set up epoll: %s",
-                  strerror(errno));
-        s_hook_free(h);
-        return -1;
+    for (int k = 0; k < n; k++) {
+        if (s_engine_init(h, k) < 0) {
+            s_hook_free(h);
+            return -1;
+        }
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    /* keep connections: one per request in flight, per host */
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
-    /* TLS sessions and DNS answers shared by every handle (one thread:
-     * no locking needed) */
-    h->share = curl_share_init();
-    if (h->share) {
-        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-        curl_share_setopt(h->share, CURLSHOPT_SHARE,
-                          CURL_LOCK_DATA_SSL_SESSION);
+    for (int k = 0; k < n; k++) {
+        s_engine_t *e = &h->engines[k];
+        int err = pthread_create(&e->thread, NULL, s_engine, e);
+        if (err) {
+            host->log(inst, EVBUS_LOG_ERROR,
+                      "cannot start HTTP thread %d: %s", k + 1,
+                      strerror(err));
+            s_stop_engines(h);
+            s_hook_free(h);
+            return -1;
+        }
+        e->started = 1;
     }
-    int err = pthread_create(&h->engine, NULL, s_engine, h);
-    if (err) {
-        host->log(inst, EVBUS_LOG_ERROR, "cannot start the HTTP thread: %s",
-                  strerror(err));
-        s_hook_free(h);
-        return -1;
-    }
-    h->engine_started = 1;
     if (h->insecure)
         host->log(inst, EVBUS_LOG_WARN,
                   "insecure = true: TLS certificates are NOT verified; "
@@ -1517,9 +1718,10 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     size_t routes = 0;
     for (size_t i = 0; i < h->routes.n; i++)
         routes += h->routes.eps[i].project || h->routes.eps[i].ticket;
-    host->log(inst, EVBUS_LOG_INFO, "%zu endpoint%s, %zu route%s",
+    host->log(inst, EVBUS_LOG_INFO, "%zu endpoint%s, %zu route%s, %d HTTP "
+              "thread%s",
               h->routes.n - routes, h->routes.n - routes == 1 ? "" : "s",
-              routes, routes == 1 ? "" : "s");
+              routes, routes == 1 ? "" : "s", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < h->routes.n; i++) {
         wh_endpoint_t *ep = &h->routes.eps[i];
         static const char *const schemes[] = {"none", "standard", "github",
@@ -1539,20 +1741,35 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     return 0;
 }
 
+/* Stop the engines that run: each cancels what it has waiting or in
+ * flight (every attempt is reported RETRY, "evbusd is stopping"; the
+ * journal keeps the event). */
+static void s_stop_engines(s_hook_t *h)
+{
+    for (int k = 0; k < h->n_engines; k++) {
+        s_engine_t *e = &h->engines[k];
+        if (!e->started)
+            continue;
+        pthread_mutex_lock(&e->lock);
+        e->stop = 1;
+        pthread_mutex_unlock(&e->lock);
+        s_wake(e);
+    }
+    for (int k = 0; k < h->n_engines; k++) {
+        s_engine_t *e = &h->engines[k];
+        if (e->started)
+            pthread_join(e->thread, NULL);
+        e->started = 0;
+    }
+}
+
 static void s_shutdown(void *userdata)
 {
     s_hook_t *h = userdata;
     if (!h)
         return;
-    /* the worker has stopped: cancel what is in flight (each attempt is
-     * reported RETRY, "evbusd is stopping"; the journal keeps the event) */
-    pthread_mutex_lock(&h->lock);
-    h->stop = 1;
-    pthread_mutex_unlock(&h->lock);
-    if (h->engine_started) {
-        s_wake(h);
-        pthread_join(h->engine, NULL);
-    }
+    /* the worker has stopped */
+    s_stop_engines(h);
     s_hook_free(h);
 }
 

@@ -4,6 +4,7 @@ implementation: npm's standardwebhooks for the standard scheme, Python's
 hmac for the others. Real evbusd, real sockets."""
 
 import json
+import os
 import subprocess
 import time
 
@@ -320,6 +321,91 @@ class WebhookTest(evbtest.TestCase):
         self.assertRegex(b.log(), r"/stuck: stalled: \d+ requests waiting or in flight")
         self.assertEqual(b.stop(), 0)
 
+    def test_requests_are_spread_over_the_engines_within_max_in_flight(self):
+        # max_in_flight 3 over 2 engines (shares 2 + 1) and 1 over 2 (one
+        # engine has it all): a request starts only when one of the
+        # endpoint's has ended, so no window shorter than the answer's
+        # delay holds more arrivals than max_in_flight
+        delay = 0.4
+        for path in ("/three", "/one"):
+            self.rx.script(path, [], default={"delay_ms": int(delay * 1000)})
+        b = self.make_broker(instances=lambda b: hook_instance([
+            endpoint(self.rx.url("/three"), 'signature = "none"; max_in_flight = 3;'),
+            endpoint(self.rx.url("/one"), 'signature = "none"; max_in_flight = 1;')],
+            options="engines = 2;"))
+        b.start()
+        self.assertIn("2 HTTP threads", b.log())
+        for i in range(9):
+            self.publish_acked(b, "mif-%d" % i)
+
+        def most_at_once(path, n):
+            t = sorted(d["received_at"] for d in self.rx.wait_deliveries(path, n, timeout=20))
+            return max(sum(1 for u in t if v <= u < v + delay * 0.9) for v in t)
+        self.assertEqual(most_at_once("/three", 9), 3)  # both engines at work
+        self.assertEqual(most_at_once("/one", 9), 1)
+        self.assertEqual(b.stop(), 0)
+        self.assertEqual(b.dead_letters("hooks"), [])
+
+    def test_an_attempt_split_over_engines_retries_only_where_it_failed(self):
+        # three endpoints whose round robins drift apart (/some gets half
+        # the events), so one event's requests end on different engines;
+        # /flaky fails the first ten requests it gets
+        for engines in (1, 3):
+            with self.subTest(engines=engines):
+                self.rx.reset()
+                self.rx.script("/flaky", [{"status": 503}] * 10)
+                b = self.make_broker(instances=lambda b: hook_instance([
+                    endpoint(self.rx.url("/all"), 'signature = "none";'),
+                    endpoint(self.rx.url("/some"), 'signature = "none"; topics = [ "task.failed" ];'),
+                    endpoint(self.rx.url("/flaky"), 'signature = "none";')],
+                    options="engines = %d;" % engines))
+                b.start()
+                types = ["task.failed" if i % 2 else "task.completed" for i in range(40)]
+                for i, t in enumerate(types):
+                    self.publish_acked(b, "sp-%02d" % i, type_=t)
+
+                def ids(path, n):
+                    return sorted(d["headers"]["x-evbus-event-id"]
+                                  for d in self.rx.wait_deliveries(path, n, timeout=20))
+                every = ["sp-%02d" % i for i in range(40)]
+                self.assertEqual(ids("/all", 40), every)
+                self.assertEqual(ids("/some", 20), every[1::2])
+                flaky = ids("/flaky", 50)
+                self.assertEqual(sorted(set(flaky)), every)
+                time.sleep(0.5)
+                # each event once at the endpoints that took it the first time
+                self.assertEqual(len(self.rx.deliveries("/all")), 40)
+                self.assertEqual(len(self.rx.deliveries("/some")), 20)
+                self.assertEqual(len(self.rx.deliveries("/flaky")), 50)
+                self.assertEqual(b.stop(), 0)
+                self.assertEqual(b.dead_letters("hooks"), [])
+
+    def test_a_connection_the_server_closes_while_idle_is_dropped_quietly(self):
+        # the receiver closes each connection 100 ms after its last answer:
+        # the engine must stop watching it (no busy loop on a closed idle
+        # socket) and open a new one for the next event
+        self.rx.script("/idle", [], default={"idle_close_ms": 100})
+        b = self.make_broker(instances=lambda b: hook_instance([
+            endpoint(self.rx.url("/idle"), 'signature = "none";')], options="engines = 1;"))
+        b.start()
+
+        def cpu_seconds():
+            with open("/proc/%d/stat" % b.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for i in range(5):
+            self.publish_acked(b, "idle-%d" % i)
+            self.rx.wait_deliveries("/idle", i + 1)
+            time.sleep(0.3)  # the connection is closed meanwhile
+        before = cpu_seconds()
+        time.sleep(1.0)
+        self.assertLess(cpu_seconds() - before, 0.3)  # idle, not spinning
+        got = self.rx.deliveries("/idle")
+        self.assertEqual([d["headers"]["x-evbus-event-id"] for d in got],
+                         ["idle-%d" % i for i in range(5)])
+        self.assertNotRegex(b.log(), r"attempt [2-9]")  # nothing retried
+        self.assertEqual(b.stop(), 0)
+
     def test_bad_options_are_reported_with_file_line_and_setting(self):
         b = self.make_broker(instances=lambda b: hook_instance([
             '{ url = "ftp://x/"; signature = "none"; }',
@@ -348,6 +434,12 @@ class WebhookTest(evbtest.TestCase):
                                    r"environment variable \"EVB_TEST_MISSING_SECRET\" is not set")
         self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.routes\[0\]\.mode: "
                                    r"required option is not set")
+        b3 = self.make_broker(instances=lambda b: hook_instance([
+            '{ url = "%s"; signature = "none"; }' % self.rx.url("/y")], options="engines = 0;"))
+        r = check_config(b3)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.engines: "
+                                   r"expected 1 to 16")
 
     def test_secrets_never_appear_in_check_config_or_logs(self):
         b = self.make_broker(instances=lambda b: hook_instance([

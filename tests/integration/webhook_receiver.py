@@ -28,6 +28,9 @@ API, on the same server (JSON bodies):
                              connection without answering (or answer, if
                              "status" is given too): the client should
                              time out first
+        "idle_close_ms": 100 answer, then close the connection when no
+                             further request comes on it for this long
+                             (a server's keep-alive timeout)
         "close": true        close the connection without answering
                              ("reset" sends a TCP RST instead of a FIN)
   POST /_control/secrets  {"path": "/a", "scheme": "standard"|"github"|
@@ -476,6 +479,10 @@ class Handler(BaseHTTPRequestHandler):
         if response.get("delay_ms"):
             time.sleep(float(response["delay_ms"]) / 1000.0)
         self.answer(response)
+        if response.get("idle_close_ms"):
+            # http.server closes the connection when reading the next
+            # request times out
+            self.connection.settimeout(float(response["idle_close_ms"]) / 1000.0)
 
     def drop(self, reset):
         self.close_connection = True
