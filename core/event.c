@@ -959,12 +959,12 @@ static const msgpack_object *s_find_key(const msgpack_object *map,
 
 /* Publish a rendered string into an atomic cache slot: the first writer
  * wins, later ones free their copy. */
-static const char *s_cache(_Atomic(char *) *slot, size_t *len_slot,
+static const char *s_cache(_Atomic(char *) *slot, _Atomic size_t *len_slot,
                            char *mine, size_t len)
 {
     char *expected = NULL;
     /* the length is written before the pointer is published */
-    *len_slot = len;
+    atomic_store_explicit(len_slot, len, memory_order_relaxed);
     if (atomic_compare_exchange_strong(slot, &expected, mine))
         return mine;
     free(mine);

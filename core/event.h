@@ -64,9 +64,10 @@ struct evbus_event {
     const uint8_t *msgpack; /* normalized envelope: id, time, specversion */
     size_t msgpack_len;     /* always present */
     _Atomic(char *) json;      /* CloudEvents JSON, made on first use */
-    size_t json_len;
+    _Atomic size_t json_len;   /* atomic: two threads rendering the event
+                                  at once both store it (the same value) */
     _Atomic(char *) data_json; /* data as JSON, made on first use */
-    size_t data_json_len;
+    _Atomic size_t data_json_len;
     int reclaim;                      /* made on the reclaiming thread */
     struct evbus_event *reclaim_next; /* in the list it frees */
     /* the storage behind attrs and msgpack follows the struct */

@@ -247,6 +247,10 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                            now, att->retry_after, evb_random(), &due);
         if (v == EVB_RETRY_AGAIN) {
             int64_t due_mono = evb_mono_ms() + (due - now);
+            /* what the log line says, read while the attempt is still
+             * ours: once in the heap, the worker may start it again */
+            int number = att->number;
+            snprintf(why, sizeof why, "%s", s_reason(att));
             pthread_mutex_lock(&inst->lock);
             int late = inst->stopping && due_mono > inst->deadline_mono;
             if (late && inst->journal) {
@@ -261,6 +265,9 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
             if (!late) {
                 att->due_mono = due_mono;
                 att->retry_after = 0;
+                /* the log line below reads the event: keep it, in case
+                 * the retry runs and ends before the line is written */
+                evb_event_retain(ev);
                 if (s_heap_push(inst, att) == 0) {
                     atomic_fetch_sub(&inst->in_flight, 1);
                     pthread_cond_broadcast(&inst->wake);
@@ -270,12 +277,13 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                         &inst->rl_retry, EVBUS_LOG_WARN, inst->name,
                         "attempt %d of event %s (%s) failed after %lld ms: "
                         "%s; next attempt in %lld ms",
-                        att->number, ev->id, ev->type,
-                        (long long)(took_us / 1000),
-                        s_reason(att),
+                        number, ev->id, ev->type,
+                        (long long)(took_us / 1000), why,
                         (long long)(due_mono - evb_mono_ms()));
+                    evb_event_release(ev);
                     return;
                 }
+                evb_event_release(ev);
             }
             pthread_mutex_unlock(&inst->lock);
             cause = late ? EVB_DEAD_SHUTDOWN : EVB_DEAD_INTERNAL;

@@ -38,7 +38,7 @@ typedef struct s_metrics {
     dm_t *derived;
     struct MHD_Daemon *daemon;
     int64_t stall_ms;
-    char where[160]; /* http://host:port, for logs */
+    char where[NI_MAXHOST + NI_MAXSERV + 16]; /* http://host:port, logs */
 } s_metrics_t;
 
 /* ------------------------------------------------------------ options */
