@@ -875,7 +875,7 @@ void evb_instance_flush(evb_instance_t *inst)
     size_t n = inst->n_stage;
     evb_event_t **st = inst->stage;
     inst->n_stage = 0;
-    if (atomic_load_explicit(&inst->disabled, memory_order_relaxed)) {
+    if (atomic_load_explicit(&inst->disabled, memory_order_acquire)) {
         char why[600];
         snprintf(why, sizeof why, "instance disabled: %s",
                  inst->disabled_reason);

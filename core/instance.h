@@ -157,7 +157,8 @@ struct evbus_instance {
     int ticking;
     int64_t last_tick_mono;
     atomic_int disabled;
-    char disabled_reason[512];
+    char disabled_reason[512]; /* written once, before `disabled` is set:
+                                  read it after an acquire load of that */
     pthread_t threads[64];
     int n_threads;
 
