@@ -152,6 +152,9 @@ typedef struct s_engine {
     s_fdstate_t *fds;         /* by descriptor */
     size_t n_fds;
     int64_t timer_due_us;     /* libcurl's timer, monotonic; -1 = none */
+    int64_t now_us;           /* monotonic, read once a turn (when epoll_wait
+                                 returns): requests' start times and the
+                                 timer are relative to it */
     CURLM *multi;
     CURLSH *share;            /* DNS and TLS sessions across its handles */
     s_req_t *running;         /* requests added to the multi handle */
@@ -592,6 +595,7 @@ static int s_req_start(s_engine_t *e, s_req_t *r)
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_on_header);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, h->user_agent);
         if (e->share)
             curl_easy_setopt(c, CURLOPT_SHARE, e->share);
         if (h->ca_file)
@@ -617,7 +621,7 @@ static int s_req_start(s_engine_t *e, s_req_t *r)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(c, CURLOPT_PRIVATE, r);
-    r->started_us = s_mono_us();
+    r->started_us = e->now_us;
     CURLMcode mc = curl_multi_add_handle(e->multi, c);
     if (mc != CURLM_OK) {
         snprintf(r->errbuf, sizeof r->errbuf, "curl: %s",
@@ -731,7 +735,7 @@ static int s_on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     s_engine_t *e = userp;
-    e->timer_due_us = timeout_ms < 0 ? -1 : s_mono_us() + timeout_ms * 1000;
+    e->timer_due_us = timeout_ms < 0 ? -1 : e->now_us + timeout_ms * 1000;
     return 0;
 }
 
@@ -797,6 +801,7 @@ static void *s_engine(void *arg)
             timeout = left <= 0 ? 0 : (left + 999) / 1000;
         }
         int n = epoll_wait(e->epfd, evs, 64, (int)timeout);
+        e->now_us = s_mono_us();
         int woken = 0;
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
@@ -822,7 +827,7 @@ static void *s_engine(void *arg)
                 flags |= CURL_CSELECT_ERR;
             curl_multi_socket_action(e->multi, fd, flags, &running);
         }
-        if (e->timer_due_us >= 0 && s_mono_us() >= e->timer_due_us) {
+        if (e->timer_due_us >= 0 && e->now_us >= e->timer_due_us) {
             e->timer_due_us = -1;
             curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
                                      &running);
@@ -928,9 +933,10 @@ static void s_hdr(s_hdrs_t *b, const char *fmt, ...)
     b->used += (size_t)len + 1;
 }
 
-/* Fixed lines at most: content type, user agent, Expect, id, timestamp,
- * signature; their text at most HDR_TEXT bytes (a signature line with
- * WH_MAX_KEYS signatures included). */
+/* Fixed lines at most: content type, Expect, id, timestamp, signature (the
+ * user agent is an option of the handle, so an endpoint's own User-Agent
+ * header replaces it); their text at most HDR_TEXT bytes (a signature
+ * line with WH_MAX_KEYS signatures included). */
 #define HDR_LINES 8
 #define HDR_TEXT (1024 + WH_SIGNATURE_MAX)
 
@@ -958,7 +964,6 @@ static s_req_t *s_req_new(s_hook_t *h, s_group_t *g, size_t epi,
     char sig[WH_SIGNATURE_MAX];
     s_hdr(&b, "Content-Type: %s",
           ep->data_only ? "application/json" : "application/cloudevents+json");
-    s_hdr(&b, "User-Agent: %s", h->user_agent);
     s_hdr(&b, "Expect:"); /* no 100-continue round trip */
     switch (ep->scheme) {
     case WH_SCHEME_STANDARD:
@@ -1402,7 +1407,7 @@ static int s_load_endpoint(evbus_instance_t *inst, const evbus_host_t *host,
         static const char *const reserved[] = {
             "webhook-id",         "webhook-timestamp", "webhook-signature",
             "x-hub-signature-256", "content-length",   "host",
-            "x-evbus-event-id"};
+            "x-evbus-event-id",   "content-type"};
         int bad = !k || !*k || strpbrk(k, ": \t\r\n") != NULL;
         for (size_t j = 0; !bad && j < sizeof reserved / sizeof *reserved; j++)
             bad = strcasecmp(k, reserved[j]) == 0;
@@ -1413,8 +1418,8 @@ static int s_load_endpoint(evbus_instance_t *inst, const evbus_host_t *host,
             errors++;
             host->config_error(inst, hp,
                                "not a header this endpoint may set (the "
-                               "signature, id, Host and Content-Length "
-                               "headers are evbus's)");
+                               "signature, id, Host, Content-Type and "
+                               "Content-Length headers are evbus's)");
             continue;
         }
         const char *v = host->config_string(inst, hp);
@@ -1612,6 +1617,7 @@ static int s_engine_init(s_hook_t *h, int k)
     e->index = k;
     e->epfd = e->wakefd = -1;
     e->timer_due_us = -1;
+    e->now_us = s_mono_us();
     pthread_mutex_init(&e->lock, NULL);
     h->n_engines = k + 1; /* s_hook_free frees it from here on */
     e->queue_tail = &e->queue;

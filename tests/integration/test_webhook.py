@@ -42,11 +42,16 @@ class WebhookTest(evbtest.TestCase):
     def test_an_event_is_posted_as_a_cloudevent_and_signed(self):
         self.rx.secrets("/hook", "standard", [SECRET])
         b = self.make_broker(instances=lambda b: hook_instance([
-            endpoint(self.rx.url("/hook"), 'headers = { X-Team = "ops"; };')]))
+            endpoint(self.rx.url("/hook"), 'headers = { X-Team = "ops"; };'),
+            endpoint(self.rx.url("/ua"), 'headers = { User-Agent = "acme-hooks/2"; };')]))
         b.start()
         self.publish_acked(b, "e-1", source="ci", data={"task_id": "T-1"})
         got = self.rx.wait_deliveries("/hook", 1)
         d = got[0]
+        self.assertRegex(d["headers"]["user-agent"], r"^evbus/\d+\.\d+\.\d+$")
+        # an endpoint's own User-Agent replaces evbus's (one line, not two)
+        self.assertEqual(self.rx.wait_deliveries("/ua", 1)[0]["headers"]["user-agent"],
+                         "acme-hooks/2")
         self.assertEqual(d["method"], "POST")
         self.assertTrue(d["verified"], d["verify_error"])
         self.assertEqual(d["headers"]["content-type"], "application/cloudevents+json")
@@ -435,11 +440,14 @@ class WebhookTest(evbtest.TestCase):
         self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.routes\[0\]\.mode: "
                                    r"required option is not set")
         b3 = self.make_broker(instances=lambda b: hook_instance([
-            '{ url = "%s"; signature = "none"; }' % self.rx.url("/y")], options="engines = 0;"))
+            '{ url = "%s"; signature = "none"; headers = { Content-Type = "text/plain"; }; }'
+            % self.rx.url("/y")], options="engines = 0;"))
         r = check_config(b3)
         self.assertEqual(r.returncode, 1)
         self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.engines: "
                                    r"expected 1 to 16")
+        self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[0\]"
+                                   r"\.headers\.Content-Type: not a header this endpoint may set")
 
     def test_secrets_never_appear_in_check_config_or_logs(self):
         b = self.make_broker(instances=lambda b: hook_instance([
