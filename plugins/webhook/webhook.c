@@ -68,6 +68,8 @@
 #define STALL_MS 1000         /* no request of an endpoint ended for this
                                  long while some wait: it is stalled */
 #define MAX_ENGINES 16        /* engines at most (option `engines`) */
+#define SPARES 256            /* freed groups, and requests per endpoint,
+                                 the worker keeps for reuse */
 
 /* ------------------------------------------------------------ the state */
 
@@ -79,6 +81,7 @@ typedef struct s_body {
 
 /* One attempt, fanned out to its endpoints. */
 typedef struct s_group {
+    struct s_group *spare_next; /* in the worker's spares */
     evbus_attempt_t *att;
     char id[260];
     int number;           /* attempt number */
@@ -201,6 +204,13 @@ typedef struct s_hook {
     size_t *select_buf;      /* room for routes.n indexes */
     unsigned *next_engine;   /* per endpoint: round robin over engines */
     s_req_t **batch;         /* per engine: requests of one deliver() */
+    /* spares: a delivery reuses a group and a request instead of two
+     * mallocs and a 2 KiB calloc (requests per endpoint: their size
+     * depends on the endpoint's headers) */
+    s_group_t *spare_groups;
+    size_t n_spare_groups;
+    s_req_t **spare_reqs;    /* per endpoint, linked by next */
+    size_t *n_spare_reqs;
 } s_hook_t;
 
 static int64_t s_mono_us(void)
@@ -424,15 +434,62 @@ static size_t s_on_header(char *data, size_t size, size_t n, void *userdata)
     return size * n;
 }
 
-/* Worker (or main thread once the engine has stopped). */
-static void s_req_free(s_req_t *r)
+/* A group for an attempt: a spare or a new one. Worker. */
+static s_group_t *s_group_new(s_hook_t *h, evbus_attempt_t *att, int number,
+                              const char *id)
+{
+    s_group_t *g = h->spare_groups;
+    if (g) {
+        h->spare_groups = g->spare_next;
+        h->n_spare_groups--;
+    } else if (!(g = malloc(sizeof *g))) {
+        return NULL;
+    }
+    /* everything but the arrays, which are read only up to their counts */
+    g->spare_next = NULL;
+    g->att = att;
+    g->number = number;
+    snprintf(g->id, sizeof g->id, "%s", id ? id : "");
+    g->requests = g->pending = 0;
+    g->retry = g->permanent = 0;
+    g->retry_after_ms = 0;
+    g->n_done = g->n_perm = 0;
+    g->reason[0] = '\0';
+    return g;
+}
+
+/* Worker (or main thread once the engines and worker have stopped). */
+static void s_group_put(s_hook_t *h, s_group_t *g)
+{
+    if (h->n_spare_groups < SPARES) {
+        g->spare_next = h->spare_groups;
+        h->spare_groups = g;
+        h->n_spare_groups++;
+    } else {
+        free(g);
+    }
+}
+
+static void s_req_put(s_hook_t *h, s_req_t *r)
+{
+    if (h->n_spare_reqs && h->n_spare_reqs[r->ep] < SPARES) {
+        r->next = h->spare_reqs[r->ep];
+        h->spare_reqs[r->ep] = r;
+        h->n_spare_reqs[r->ep]++;
+    } else {
+        free(r);
+    }
+}
+
+/* Worker (or main thread once the engines and worker have stopped). */
+static void s_req_free(s_hook_t *h, s_req_t *r)
 {
     if (!r)
         return;
     s_body_release(r->body);
     if (r->frees_group)
-        free(r->grp);
-    free(r);
+        s_group_put(h, r->grp);
+    s_req_put(h, r);
 }
 
 /* Engine: hand a finished request back (lock-free push). */
@@ -449,7 +506,7 @@ static void s_free_finished(s_hook_t *h)
     s_req_t *r = atomic_exchange(&h->finished, NULL);
     while (r) {
         s_req_t *next = r->next;
-        s_req_free(r);
+        s_req_free(h, r);
         r = next;
     }
 }
@@ -948,9 +1005,14 @@ static s_req_t *s_req_new(s_hook_t *h, s_group_t *g, size_t epi,
     wh_endpoint_t *ep = &h->routes.eps[epi];
     size_t max = HDR_LINES + ep->n_headers;
     size_t cap = HDR_TEXT + ep->headers_len;
-    s_req_t *r = malloc(sizeof *r + max * sizeof(struct curl_slist) + cap);
-    if (!r)
+    s_req_t *r = h->spare_reqs[epi];
+    if (r) {
+        h->spare_reqs[epi] = r->next;
+        h->n_spare_reqs[epi]--;
+    } else if (!(r = malloc(sizeof *r + max * sizeof(struct curl_slist) +
+                            cap))) {
         return NULL;
+    }
     memset(r, 0, sizeof *r);
     r->grp = g;
     r->ep = epi;
@@ -993,7 +1055,7 @@ static s_req_t *s_req_new(s_hook_t *h, s_group_t *g, size_t epi,
     for (size_t i = 0; i < ep->n_headers; i++)
         s_hdr(&b, "%s", ep->headers[i]);
     if (b.err) {
-        free(r);
+        s_req_put(h, r);
         return NULL;
     }
     r->hdrs = b.nodes;
@@ -1048,14 +1110,11 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
     if (n == 0)
         return EVBUS_OK; /* no endpoint wants it: nothing to deliver */
 
-    s_group_t *g = calloc(1, sizeof *g);
+    s_group_t *g = s_group_new(h, att, host->attempt_number(att), id);
     if (!g) {
         host->attempt_reason(att, "out of memory");
         return EVBUS_RETRY;
     }
-    g->att = att;
-    g->number = host->attempt_number(att);
-    snprintf(g->id, sizeof g->id, "%s", id ? id : "");
 
     s_body_t *bodies[2] = {NULL, NULL}; /* cloudevents, data */
     s_req_t **batch = h->batch;          /* per engine */
@@ -1126,7 +1185,7 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
         pthread_mutex_lock(&h->lock);
         int rc = s_group_finish(h, g, 1);
         pthread_mutex_unlock(&h->lock);
-        free(g);
+        s_group_put(h, g);
         return rc;
     }
     /* set before any engine can see a request of the group */
@@ -1596,6 +1655,20 @@ static void s_hook_free(s_hook_t *h)
         s_engine_free(&h->engines[k]);
     free(h->engines);
     s_free_finished(h);
+    while (h->spare_groups) {
+        s_group_t *g = h->spare_groups;
+        h->spare_groups = g->spare_next;
+        free(g);
+    }
+    for (size_t i = 0; h->spare_reqs && i < h->routes.n; i++) {
+        while (h->spare_reqs[i]) {
+            s_req_t *r = h->spare_reqs[i];
+            h->spare_reqs[i] = r->next;
+            free(r);
+        }
+    }
+    free(h->spare_reqs);
+    free(h->n_spare_reqs);
     while (h->done_oldest)
         s_done_remove(h, h->done_oldest);
     free(h->done_hash);
@@ -1693,7 +1766,10 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     h->next_engine = calloc(h->routes.n, sizeof *h->next_engine);
     h->batch = calloc((size_t)n, sizeof *h->batch);
     h->engines = calloc((size_t)n, sizeof *h->engines);
-    if (!h->select_buf || !h->next_engine || !h->batch || !h->engines) {
+    h->spare_reqs = calloc(h->routes.n, sizeof *h->spare_reqs);
+    h->n_spare_reqs = calloc(h->routes.n, sizeof *h->n_spare_reqs);
+    if (!h->select_buf || !h->next_engine || !h->batch || !h->engines ||
+        !h->spare_reqs || !h->n_spare_reqs) {
         host->log(inst, EVBUS_LOG_ERROR, "out of memory");
         s_hook_free(h);
         return -1;
