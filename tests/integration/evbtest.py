@@ -10,6 +10,7 @@ evbtest.main(), which prints one summary line tools/run-tests adds up:
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -37,7 +38,35 @@ TEST_PLUGIN_DIR = os.path.join(BUILDDIR, "tests", "abi", ".libs")
 PYTHON = os.environ.get("PYTHON3", "/usr/bin/python3")
 
 
+_HANDED_OUT = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A TCP port free on 127.0.0.1 now, for evbusd to bind later. Taken
+    below the ephemeral range: a port from bind(0) is one that outgoing
+    connections (libcurl's, ZeroMQ's, a test client's, in this test or one
+    running beside it) also draw from, and one of them can take it before
+    evbusd binds it ("Address already in use")."""
+    hi = min(32000, _ephemeral_low() - 1)
+    for _ in range(500):
+        port = random.randint(20000, hi)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -96,12 +96,6 @@ def request(port, path, body=b"", headers=None, method="POST", timeout=10):
         conn.close()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def doc_block(lang):
     """The code block of `lang` in docs/webhooks.md marked as tested."""
     if not os.path.exists(DOC):
@@ -564,7 +558,7 @@ class DocPythonTest(unittest.TestCase):
                 f()
 
     def test_example_server_verifies_dedupes_and_answers_fast(self):
-        port = free_port()
+        port = evbtest.free_port()
         env = dict(os.environ, EVBUS_WEBHOOK_SECRET=VEC_SECRET, HOST="127.0.0.1",
                    PORT=str(port), PYTHONUNBUFFERED="1")
         proc = subprocess.Popen([webhooktest.python3(), self.path], env=env,
@@ -651,7 +645,7 @@ class DocNodeTest(unittest.TestCase):
             self.assertTrue(res.startswith("error: "), (i, res))
 
     def test_example_server_verifies_dedupes_and_answers_fast(self):
-        port = free_port()
+        port = evbtest.free_port()
         env = dict(self.env, EVBUS_WEBHOOK_SECRET=VEC_SECRET, HOST="127.0.0.1", PORT=str(port))
         proc = subprocess.Popen([self.node, self.path], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
