@@ -411,16 +411,20 @@ class WebhookTest(evbtest.TestCase):
         self.assertNotRegex(b.log(), r"attempt [2-9]")  # nothing retried
         self.assertEqual(b.stop(), 0)
 
+    def config_errors(self, instances):
+        """evbusd --check-config on a broker with these instances: it must
+        fail; returns what it printed on stderr."""
+        r = check_config(self.make_broker(instances=lambda b: instances))
+        self.assertEqual(r.returncode, 1)
+        return r.stderr
+
     def test_bad_options_are_reported_with_file_line_and_setting(self):
-        b = self.make_broker(instances=lambda b: hook_instance([
+        err = self.config_errors(hook_instance([
             '{ url = "ftp://x/"; signature = "none"; }',
             '{ url = "%s"; signature = "gitlab"; }' % self.rx.url("/x"),
             '{ url = "%s"; secret = "whsec_%%%%"; }' % self.rx.url("/y")],
             routes=['{ project = "p"; mode = "sometimes"; url = "%s"; signature = "none"; }'
                     % self.rx.url("/p")]))
-        r = check_config(b)
-        self.assertEqual(r.returncode, 1)
-        err = r.stderr
         self.assertRegex(err, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[0\]\.url: "
                               r"expected an http:// or https:// URL")
         self.assertRegex(err, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[1\]\.signature: "
@@ -430,24 +434,21 @@ class WebhookTest(evbtest.TestCase):
         self.assertIn("4 configuration errors", err)
         # what the option schema catches: a secret from a missing
         # environment variable, a route without its mode
-        b2 = self.make_broker(instances=lambda b: hook_instance([
+        err = self.config_errors(hook_instance([
             '{ url = "%s"; secret = "${EVB_TEST_MISSING_SECRET}"; }' % self.rx.url("/y")],
             routes=['{ project = "p"; url = "%s"; signature = "none"; }' % self.rx.url("/p")]))
-        r = check_config(b2)
-        self.assertEqual(r.returncode, 1)
-        self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[0\]\.secret: "
-                                   r"environment variable \"EVB_TEST_MISSING_SECRET\" is not set")
-        self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.routes\[0\]\.mode: "
-                                   r"required option is not set")
-        b3 = self.make_broker(instances=lambda b: hook_instance([
+        self.assertRegex(err, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[0\]\.secret: "
+                              r"environment variable \"EVB_TEST_MISSING_SECRET\" is not set")
+        self.assertRegex(err, r"evbus\.conf:\d+: instances\[0\]\.options\.routes\[0\]\.mode: "
+                              r"required option is not set")
+        # engines out of range; a header that is evbus's
+        err = self.config_errors(hook_instance([
             '{ url = "%s"; signature = "none"; headers = { Content-Type = "text/plain"; }; }'
             % self.rx.url("/y")], options="engines = 0;"))
-        r = check_config(b3)
-        self.assertEqual(r.returncode, 1)
-        self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.engines: "
-                                   r"expected 1 to 16")
-        self.assertRegex(r.stderr, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[0\]"
-                                   r"\.headers\.Content-Type: not a header this endpoint may set")
+        self.assertRegex(err, r"evbus\.conf:\d+: instances\[0\]\.options\.engines: "
+                              r"expected 1 to 16")
+        self.assertRegex(err, r"evbus\.conf:\d+: instances\[0\]\.options\.endpoints\[0\]"
+                              r"\.headers\.Content-Type: not a header this endpoint may set")
 
     def test_secrets_never_appear_in_check_config_or_logs(self):
         b = self.make_broker(instances=lambda b: hook_instance([
