@@ -53,8 +53,6 @@ typedef struct wh_endpoint {
                           stalled, its events are retried later */
 
     /* at run time */
-    int engines;          /* engines with a share of max_in_flight: the
-                             first min(engines, max_in_flight) */
     atomic_int pending;              /* requests queued or in flight */
     _Atomic int64_t last_progress_ms; /* a request ended, or the first of a
                                         busy spell was queued */

@@ -145,7 +145,6 @@ struct s_hook;
 /* One engine: a thread, its libcurl multi handle and connections. */
 typedef struct s_engine {
     struct s_hook *h;
-    int index;
     pthread_mutex_t lock;     /* queue, stop */
     s_req_t *queue, **queue_tail; /* new requests from the worker */
     int stop;
@@ -199,11 +198,9 @@ typedef struct s_hook {
 
     s_engine_t *engines;
     int n_engines;           /* set up (s_hook_free frees these) */
-    int n_engines_wanted;    /* option `engines` */
     /* the worker's own */
     size_t *select_buf;      /* room for routes.n indexes */
     unsigned *next_engine;   /* per endpoint: round robin over engines */
-    s_req_t **batch;         /* per engine: requests of one deliver() */
     /* spares: a delivery reuses a group and a request instead of two
      * mallocs and a 2 KiB calloc (requests per endpoint: their size
      * depends on the endpoint's headers) */
@@ -1117,7 +1114,7 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
     }
 
     s_body_t *bodies[2] = {NULL, NULL}; /* cloudevents, data */
-    s_req_t **batch = h->batch;          /* per engine */
+    s_req_t *batch[MAX_ENGINES];         /* per engine */
     s_req_t **tails[MAX_ENGINES];
     for (int k = 0; k < h->n_engines; k++) {
         batch[k] = NULL;
@@ -1170,8 +1167,11 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
         if (atomic_fetch_add(&ep->pending, 1) == 0)
             atomic_store(&ep->last_progress_ms, host->now_ms());
         /* round robin over the engines that have a share of the
-         * endpoint (all of them unless max_in_flight < engines) */
-        int e = (int)(h->next_engine[epi]++ % (unsigned)ep->engines);
+         * endpoint: all of them unless max_in_flight < engines (then the
+         * first max_in_flight, one request each; s_engine_init) */
+        int shares = ep->max_in_flight < h->n_engines ? ep->max_in_flight
+                                                      : h->n_engines;
+        int e = (int)(h->next_engine[epi]++ % (unsigned)shares);
         *tails[e] = r;
         tails[e] = &r->next;
         queued++;
@@ -1676,18 +1676,16 @@ static void s_hook_free(s_hook_t *h)
     free(h->ca_file);
     free(h->select_buf);
     free(h->next_engine);
-    free(h->batch);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
 
-/* Set up engine k (its thread is started later); -1 after logging. */
-static int s_engine_init(s_hook_t *h, int k)
+/* Set up engine k of n (its thread is started later); -1 after logging. */
+static int s_engine_init(s_hook_t *h, int k, int n)
 {
     const evbus_host_t *host = h->host;
     s_engine_t *e = &h->engines[k];
     e->h = h;
-    e->index = k;
     e->epfd = e->wakefd = -1;
     e->timer_due_us = -1;
     e->now_us = s_mono_us();
@@ -1701,7 +1699,6 @@ static int s_engine_init(s_hook_t *h, int k)
         return -1;
     }
     /* the engine's share of each endpoint's max_in_flight */
-    int n = h->n_engines_wanted;
     for (size_t i = 0; i < h->routes.n; i++) {
         int max = h->routes.eps[i].max_in_flight;
         e->epq[i].limit = max / n + (k < max % n ? 1 : 0);
@@ -1756,26 +1753,20 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     const char *ca = host->config_string(inst, "ca_file");
     h->ca_file = ca ? strdup(ca) : NULL;
     h->insecure = (int)host->config_int(inst, "insecure");
-    h->n_engines_wanted = (int)host->config_int(inst, "engines");
-    int n = h->n_engines_wanted;
-    for (size_t i = 0; i < h->routes.n; i++) {
-        wh_endpoint_t *ep = &h->routes.eps[i];
-        ep->engines = ep->max_in_flight < n ? ep->max_in_flight : n;
-    }
+    int n = (int)host->config_int(inst, "engines");
     h->select_buf = calloc(h->routes.n, sizeof *h->select_buf);
     h->next_engine = calloc(h->routes.n, sizeof *h->next_engine);
-    h->batch = calloc((size_t)n, sizeof *h->batch);
     h->engines = calloc((size_t)n, sizeof *h->engines);
     h->spare_reqs = calloc(h->routes.n, sizeof *h->spare_reqs);
     h->n_spare_reqs = calloc(h->routes.n, sizeof *h->n_spare_reqs);
-    if (!h->select_buf || !h->next_engine || !h->batch || !h->engines ||
+    if (!h->select_buf || !h->next_engine || !h->engines ||
         !h->spare_reqs || !h->n_spare_reqs) {
         host->log(inst, EVBUS_LOG_ERROR, "out of memory");
         s_hook_free(h);
         return -1;
     }
     for (int k = 0; k < n; k++) {
-        if (s_engine_init(h, k) < 0) {
+        if (s_engine_init(h, k, n) < 0) {
             s_hook_free(h);
             return -1;
         }
