@@ -129,6 +129,29 @@ def wait_port(port, proc, timeout=20):
 # ---------------------------------------------------------------- the receiver
 
 
+def check_example_server(test, argv, env):
+    """A documented example receiver (argv, listening on $HOST:$PORT with
+    $EVBUS_WEBHOOK_SECRET) verifies, answers 204, handles a retried id once,
+    and refuses a changed body or a wrong secret with 401."""
+    port = evbtest.free_port()
+    env = dict(env, EVBUS_WEBHOOK_SECRET=VEC_SECRET, HOST="127.0.0.1", PORT=str(port))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    test.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+    wait_port(port, proc)
+    h = standard_headers([VEC_SECRET], EVENT, msg_id="evt-1")
+    test.assertEqual(request(port, "/hook", EVENT, h)[0], 204)
+    test.assertEqual(request(port, "/hook", EVENT, h)[0], 204)  # a retry: not handled
+    h2 = standard_headers([SECRET2, VEC_SECRET], EVENT, msg_id="evt-2")
+    test.assertEqual(request(port, "/hook", EVENT, h2)[0], 204)
+    test.assertEqual(request(port, "/hook", EVENT + b" ", h2)[0], 401)
+    test.assertEqual(request(port, "/hook", EVENT, standard_headers([SECRET2], EVENT))[0], 401)
+    time.sleep(0.3)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    test.assertEqual(out.splitlines(), ["handled evt-1", "handled evt-2"])
+
+
 class ReceiverTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -558,25 +581,8 @@ class DocPythonTest(unittest.TestCase):
                 f()
 
     def test_example_server_verifies_dedupes_and_answers_fast(self):
-        port = evbtest.free_port()
-        env = dict(os.environ, EVBUS_WEBHOOK_SECRET=VEC_SECRET, HOST="127.0.0.1",
-                   PORT=str(port), PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen([webhooktest.python3(), self.path], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
-        wait_port(port, proc)
-        h = standard_headers([VEC_SECRET], EVENT, msg_id="evt-1")
-        self.assertEqual(request(port, "/hook", EVENT, h)[0], 204)
-        self.assertEqual(request(port, "/hook", EVENT, h)[0], 204)  # a retry: not handled
-        h2 = standard_headers([SECRET2, VEC_SECRET], EVENT, msg_id="evt-2")
-        self.assertEqual(request(port, "/hook", EVENT, h2)[0], 204)
-        self.assertEqual(request(port, "/hook", EVENT + b" ", h2)[0], 401)
-        self.assertEqual(request(port, "/hook", EVENT, standard_headers([SECRET2], EVENT))[0],
-                         401)
-        time.sleep(0.3)
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-        self.assertEqual(out.splitlines(), ["handled evt-1", "handled evt-2"])
+        check_example_server(self, [webhooktest.python3(), self.path],
+                             dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
 class DocNodeTest(unittest.TestCase):
@@ -645,24 +651,7 @@ class DocNodeTest(unittest.TestCase):
             self.assertTrue(res.startswith("error: "), (i, res))
 
     def test_example_server_verifies_dedupes_and_answers_fast(self):
-        port = evbtest.free_port()
-        env = dict(self.env, EVBUS_WEBHOOK_SECRET=VEC_SECRET, HOST="127.0.0.1", PORT=str(port))
-        proc = subprocess.Popen([self.node, self.path], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
-        wait_port(port, proc)
-        h = standard_headers([VEC_SECRET], EVENT, msg_id="evt-1")
-        self.assertEqual(request(port, "/hook", EVENT, h)[0], 204)
-        self.assertEqual(request(port, "/hook", EVENT, h)[0], 204)
-        h2 = standard_headers([SECRET2, VEC_SECRET], EVENT, msg_id="evt-2")
-        self.assertEqual(request(port, "/hook", EVENT, h2)[0], 204)
-        self.assertEqual(request(port, "/hook", EVENT + b" ", h2)[0], 401)
-        self.assertEqual(request(port, "/hook", EVENT, standard_headers([SECRET2], EVENT))[0],
-                         401)
-        time.sleep(0.3)
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-        self.assertEqual(out.splitlines(), ["handled evt-1", "handled evt-2"])
+        check_example_server(self, [self.node, self.path], self.env)
 
 
 if __name__ == "__main__":
