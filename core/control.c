@@ -61,7 +61,7 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
         evb_buf_printf(&b,
                        ",\"first_seq\":%llu,\"written_seq\":%llu,"
                        "\"durable_seq\":%llu,\"bytes\":%lld,\"syncs\":%llu,"
-                       "\"healthy\":%s",
+                       "\"lost_at_start\":%llu,\"healthy\":%s",
                        (unsigned long long)evb_journal_first_seq(r->journal),
                        (unsigned long long)written,
                        (unsigned long long)evb_journal_durable_seq(r->journal),
@@ -69,6 +69,7 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
                        (unsigned long long)(r->commit
                                                 ? evb_commit_syncs(r->commit)
                                                 : 0),
+                       (unsigned long long)evb_read(&evb_stats.journal_lost),
                        healthy ? "true" : "false");
         if (!healthy) {
             evb_buf_puts(&b, ",\"problem\":");

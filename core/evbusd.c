@@ -13,13 +13,13 @@
 #include <zmq.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "commit.h"
+#include "config.h"
 #include "dedupe.h"
 #include "figures.h"
-#include "journal.h"
-#include "clock.h"
-#include "config.h"
 #include "instance.h"
+#include "journal.h"
 #include "loader.h"
 #include "log.h"
 #include "router.h"
@@ -158,10 +158,8 @@ static void s_print_check(const evb_config_t *cfg, const s_state_t *st)
            "max_age %lldms, dedupe_window %lldms, dedupe_max_ids %d\n",
            cfg->journal_dir, (long long)cfg->journal_segment_size,
            (long long)cfg->journal_commit_interval_ms,
-           cfg->journal_commit_batch,
-           (long long)cfg->journal_sync_interval_ms,
-           (long long)cfg->journal_max_size,
-           (long long)cfg->journal_max_age_ms,
+           cfg->journal_commit_batch, (long long)cfg->journal_sync_interval_ms,
+           (long long)cfg->journal_max_size, (long long)cfg->journal_max_age_ms,
            (long long)cfg->dedupe_window_ms, cfg->dedupe_max_ids);
     printf("control.endpoint = \"%s\"\n", cfg->control_endpoint);
     for (size_t i = 0; i < st->n_instances; i++) {
@@ -203,8 +201,7 @@ static void s_log_totals(const s_state_t *st)
         evb_log(EVBUS_LOG_INFO, st->instances[i]->name,
                 "totals: %llu delivered, %llu retried, %llu dead-lettered "
                 "(%llu on overflow)",
-                (unsigned long long)s.delivered,
-                (unsigned long long)s.retried,
+                (unsigned long long)s.delivered, (unsigned long long)s.retried,
                 (unsigned long long)s.dead_lettered,
                 (unsigned long long)s.overflow);
     }
@@ -231,6 +228,15 @@ static evb_journal_t *s_open_journal(const evb_config_t *cfg)
                  rec.skipped_bytes == 1 ? "" : "s",
                  (unsigned long long)rec.bad_segments,
                  rec.bad_segments == 1 ? "" : "s", rec.detail);
+    if (rec.lost_records)
+        evb_error("journal %s: %llu record%s lost to damage in %llu "
+                  "stretch%s (every intact record before and after is "
+                  "kept); the first: %s",
+                  cfg->journal_dir, (unsigned long long)rec.lost_records,
+                  rec.lost_records == 1 ? "" : "s",
+                  (unsigned long long)rec.lost_ranges,
+                  rec.lost_ranges == 1 ? "" : "es", rec.lost_detail);
+    atomic_store(&evb_stats.journal_lost, rec.lost_records);
     evb_info("journal %s: %llu record%s in %llu segment%s (seq %llu..%llu)",
              cfg->journal_dir, (unsigned long long)rec.records,
              rec.records == 1 ? "" : "s", (unsigned long long)rec.segments,
@@ -240,8 +246,7 @@ static evb_journal_t *s_open_journal(const evb_config_t *cfg)
 }
 
 /* The ids accepted within the dedupe window, read back from the journal. */
-static evb_dedupe_t *s_rebuild_dedupe(const evb_config_t *cfg,
-                                      evb_journal_t *j)
+static evb_dedupe_t *s_rebuild_dedupe(const evb_config_t *cfg, evb_journal_t *j)
 {
     evb_dedupe_t *d =
         evb_dedupe_new(cfg->dedupe_window_ms, (size_t)cfg->dedupe_max_ids);
@@ -333,8 +338,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (s_prepare(cfg, &st) < 0 || errors) {
         int n = evb_config_error_count();
-        fprintf(stderr, "evbusd: %s: %d configuration error%s\n", cfg->path,
-                n, n == 1 ? "" : "s");
+        fprintf(stderr, "evbusd: %s: %d configuration error%s\n", cfg->path, n,
+                n == 1 ? "" : "s");
         rc = 1;
         goto out;
     }
@@ -364,8 +369,7 @@ int main(int argc, char **argv)
     char cursors[4096];
     snprintf(cursors, sizeof cursors, "%s/cursors", cfg->journal_dir);
     for (size_t i = 0; i < st.n_instances; i++) {
-        if (evb_instance_attach(st.instances[i], router.journal, cursors) <
-            0) {
+        if (evb_instance_attach(st.instances[i], router.journal, cursors) < 0) {
             rc = 1;
             goto out_journal;
         }
@@ -412,8 +416,8 @@ int main(int argc, char **argv)
 
     evb_event_reclaim_begin(); /* events are freed on this thread */
     int sig = evb_bus_run(bus, s_signal_pipe[0]);
-    evb_info("%s: stopping ingress, draining for up to %lld ms",
-             strsignal(sig), (long long)cfg->shutdown_timeout_ms);
+    evb_info("%s: stopping ingress, draining for up to %lld ms", strsignal(sig),
+             (long long)cfg->shutdown_timeout_ms);
     evb_figures_set_ready(0);
     evb_bus_stop_ingress(bus);
     int64_t deadline = evb_mono_ms() + cfg->shutdown_timeout_ms;

@@ -300,6 +300,11 @@ size_t evb_figures_visit(evbus_figure_fn fn, void *ctx)
         s_put(&o, "evbus_journal_size_bytes",
               "Bytes the journal's segments take on disk", EVBUS_FIGURE_GAUGE,
               none, (double)evb_journal_size(s_router->journal));
+        s_put(&o, "evbus_journal_lost_records_total",
+              "Journal records found damaged beyond use when the broker "
+              "started (every intact record around them is kept)",
+              EVBUS_FIGURE_COUNTER, none,
+              (double)evb_read(&evb_stats.journal_lost));
         s_put(&o, "evbus_journal_written_seq",
               "Sequence number of the last record written to the journal",
               EVBUS_FIGURE_GAUGE, none,

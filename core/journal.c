@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,14 @@ int (*evb_journal_ftruncate_hook)(int, off_t) = ftruncate;
 #define S_READ_AHEAD (256 * 1024)
 #define S_SPARE_CHUNKS 4 /* batch buffers kept for reuse */
 #define S_NAME_LEN 28    /* "seg-" + 20 digits + ".evj" */
+#define S_LOCK_NAME "lock"
+#define S_MAX_REPORTED 16 /* damaged stretches logged one by one */
+
+/* A damaged stretch of a segment found at open: readers jump from off to
+ * next (the first valid record after it, or the end of the file). */
+typedef struct s_skip {
+    int64_t off, next;
+} s_skip_t;
 
 /* One segment file. */
 typedef struct s_seg {
@@ -62,6 +71,8 @@ typedef struct s_seg {
     atomic_int sealed;   /* a newer segment exists: end is final */
     int refs;            /* readers attached (under lock) */
     int deleted;         /* out of the list; freed at refs 0 (under lock) */
+    s_skip_t *skips;     /* set at open, then read-only; by offset */
+    size_t nskips;
     char path[];
 } s_seg_t;
 
@@ -95,6 +106,7 @@ typedef struct s_window {
 struct evb_journal {
     char *dir;
     int dirfd;
+    int lockfd; /* the flock'ed lock file, for the life of the journal */
     int64_t segment_size;
     pthread_mutex_t lock;
 
@@ -127,9 +139,13 @@ struct evb_journal_reader {
     evb_journal_t *j;
     s_seg_t *seg; /* attached (holds a ref), NULL before the first read */
     int fd;
-    int64_t off;   /* of the next record in seg */
-    uint64_t next; /* the seq to return next */
-    int skip;      /* seg is unreadable past off: move on when sealed */
+    int64_t off;        /* of the next record in seg */
+    uint64_t next;      /* the seq to return next */
+    int skip;           /* seg is unreadable past off: move on when sealed */
+    size_t ski;         /* the next of seg's skips not behind off */
+    uint64_t passed;    /* the newest seq read in seg so far */
+    int64_t damaged_at; /* a record found damaged at run time, -1 none */
+    int64_t searched;   /* ...and how far an intact one was looked for */
     s_window_t w;
 };
 
@@ -293,11 +309,19 @@ static s_seg_t *s_seg_new(const evb_journal_t *j, uint64_t first)
     return s;
 }
 
+static void s_seg_free(s_seg_t *s)
+{
+    if (s) {
+        free(s->skips);
+        free(s);
+    }
+}
+
 /* Drop a reader's (or the list's) hold; under lock. */
 static void s_seg_unref_locked(s_seg_t *s)
 {
     if (s && --s->refs <= 0 && s->deleted)
-        free(s);
+        s_seg_free(s);
 }
 
 /* Index of the last segment with first_seq <= seq, or -1; under lock or
@@ -351,7 +375,7 @@ static void s_list_remove_locked(evb_journal_t *j, size_t i)
     atomic_store(&s->sealed, 1);
     s->deleted = 1;
     if (s->refs == 0)
-        free(s);
+        s_seg_free(s);
 }
 
 /* The oldest record's seq, for evb_journal_first_seq; main thread. */
@@ -387,7 +411,7 @@ static s_seg_t *s_seg_create(evb_journal_t *j, uint64_t first, int *fd)
     *fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (*fd < 0) {
         s_fail(j, "create", s->path, errno);
-        free(s);
+        s_seg_free(s);
         return NULL;
     }
     unsigned char h[S_HDR];
@@ -400,7 +424,7 @@ static s_seg_t *s_seg_create(evb_journal_t *j, uint64_t first, int *fd)
         s_fail(j, "write", s->path, errno);
         close(*fd);
         unlink(s->path);
-        free(s);
+        s_seg_free(s);
         return NULL;
     }
     s->size = s->disk = S_HDR;
@@ -442,7 +466,7 @@ static int s_rotate(evb_journal_t *j, uint64_t first)
         close(fd);
         unlink(s->path);
         atomic_fetch_sub(&j->bytes, S_HDR);
-        free(s);
+        s_seg_free(s);
         s_fail(j, "create", j->dir, ENOMEM);
         return -1;
     }
@@ -625,9 +649,11 @@ static void s_set_aside(const char *path)
 }
 
 /* Open one segment and check its header. Returns the fd, or -1 when the
- * file was removed or set aside (and reported). */
+ * file was removed or set aside (and reported). A file with a damaged
+ * header is still read (*hdr_bad): its records carry their own checks. */
 static int s_open_checked(const char *path, uint64_t first, int newest,
-                          int64_t *fsize, evb_journal_recovery_t *rec)
+                          int64_t *fsize, int *hdr_bad,
+                          evb_journal_recovery_t *rec)
 {
     int fd = open(path, (newest ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0 && newest) /* still worth reading; appending goes elsewhere */
@@ -651,34 +677,58 @@ static int s_open_checked(const char *path, uint64_t first, int newest,
         close(fd);
         return -1;
     }
-    if (got != S_HDR || memcmp(h, S_MAGIC, 8) != 0 ||
-        s_get32(h + 8) != S_VERSION || s_get32(h + 12) != S_HDR ||
-        s_get64(h + 16) != first) {
-        s_note(rec, "%s has a bad header (%lld bytes); set aside as .bad", path,
-               (long long)st.st_size);
+    if (got != S_HDR) {
+        s_note(rec,
+               "%s is too short for a segment (%lld bytes); set aside "
+               "as .bad",
+               path, (long long)st.st_size);
         rec->bad_segments++;
         s_set_aside(path);
         close(fd);
         return -1;
     }
+    *hdr_bad = memcmp(h, S_MAGIC, 8) != 0 || s_get32(h + 8) != S_VERSION ||
+               s_get32(h + 12) != S_HDR || s_get64(h + 16) != first;
     *fsize = st.st_size;
     return fd;
 }
 
+/* Where a damaged stretch began, for the report once the next intact
+ * record shows which seqs it took. */
+typedef struct s_damage {
+    char where[PATH_MAX + 160]; /* "" when none is open */
+    uint64_t after;             /* the seqs lost start after this one */
+} s_damage_t;
+
 typedef struct s_scan {
-    uint64_t last; /* newest valid seq so far, across segments */
-    uint64_t dups; /* records at or below last, left by a repair */
+    uint64_t last;     /* newest valid seq so far, across segments */
+    uint64_t dups;     /* records at or below last, left by a repair */
+    uint64_t tail_seq; /* the seq a damaged (not torn) tail names, or 0 */
     s_window_t w;
+    s_damage_t damage;
+    int reported; /* lost stretches logged */
     char why[128];
 } s_scan_t;
 
-/* Check the record at off; 1 valid (its length in *len), 0 with sc->why
- * set when it is not. */
-static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
-                          int64_t fsize, uint32_t *len, const unsigned char **p)
+/* The seq the next record of s should have: after every seq seen, and
+ * not below the one s is named for. */
+static uint64_t s_due(const s_scan_t *sc, const s_seg_t *s)
 {
+    return sc->last >= s->first_seq ? sc->last + 1
+                                    : (s->first_seq ? s->first_seq : 1);
+}
+
+/* Check the record at off; 1 valid (its length in *len), 0 with sc->why
+ * set when it is not. *torn: the file ends inside it (an incomplete
+ * write, not damage). */
+static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
+                          int64_t fsize, uint32_t *len, const unsigned char **p,
+                          int *torn)
+{
+    *torn = 0;
     if (fsize - off < S_PREFIX) {
         snprintf(sc->why, sizeof sc->why, "torn length prefix");
+        *torn = 1;
         return 0;
     }
     int rc = s_window_get(&sc->w, fd, off, S_PREFIX, fsize, p);
@@ -695,6 +745,7 @@ static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
         snprintf(sc->why, sizeof sc->why,
                  "record of %" PRIu32 " bytes runs past the end of the file",
                  *len);
+        *torn = 1;
         return 0;
     }
     if (s_window_get(&sc->w, fd, off, S_PREFIX + *len, fsize, p) <= 0) {
@@ -719,6 +770,112 @@ static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
     return 1;
 }
 
+/* Whether p (room bytes before the limit) starts a plausible record:
+ * lengths that fit and agree, a known kind, a seq in (after, most]. Its
+ * length, or 0. The checksum is the caller's to check. */
+static uint32_t s_plausible(const unsigned char *p, int64_t room,
+                            uint64_t after, uint64_t most)
+{
+    uint32_t len = s_get32(p);
+    if (len < S_FIXED || len > EVB_JOURNAL_MAX_RECORD ||
+        (int64_t)len > room - S_PREFIX)
+        return 0;
+    uint16_t kind = s_get16(p + 24), target_len = s_get16(p + 26);
+    if (kind == EVB_REC_EVENT ? target_len != 0
+                              : kind != EVB_REC_REPLAY || target_len == 0)
+        return 0;
+    if ((uint64_t)S_FIXED + target_len + s_get32(p + 28) != len)
+        return 0;
+    uint64_t seq = s_get64(p + 8);
+    return seq > after && seq <= most ? len : 0;
+}
+
+/* After a damaged record at `bad`: the offset of the first intact record
+ * in [from, limit), or -1. Intact: a plausible header, a seq after `after`
+ * by no more than the records that fit between (so a record-like pattern
+ * inside an event's data is not taken for one), and a checksum that
+ * holds. Records are not framed by a marker: the length, kind and seq
+ * fields together rule out almost every offset before the checksum. */
+static int64_t s_resync(s_window_t *w, int fd, int64_t bad, int64_t from,
+                        int64_t limit, uint64_t after)
+{
+    const int64_t least = S_PREFIX + S_FIXED; /* the smallest record */
+    int64_t off = from;
+    while (off + least <= limit) {
+        const unsigned char *p;
+        size_t want = S_READ_AHEAD;
+        if ((int64_t)want > limit - off)
+            want = (size_t)(limit - off);
+        if (s_window_get(w, fd, off, want, limit, &p) <= 0)
+            return -1;
+        int64_t avail = w->off + (int64_t)w->len - off;
+        int64_t i = 0, next = -1;
+        for (; i + least <= avail; i++) {
+            int64_t at = off + i;
+            uint64_t most = after + 2 + (uint64_t)((at - bad) / least);
+            uint32_t len = s_plausible(p + i, limit - at, after, most);
+            if (!len)
+                continue;
+            const unsigned char *r;
+            if (s_window_get(w, fd, at, S_PREFIX + len, limit, &r) <= 0)
+                return -1;
+            if (evb_crc32c(0, r + S_PREFIX, len) == s_get32(r + 4))
+                return at;
+            next = at + 1; /* the window moved: look again from there */
+            break;
+        }
+        off = next >= 0 ? next : off + i;
+    }
+    return -1;
+}
+
+static int s_add_skip(s_seg_t *s, int64_t off, int64_t next)
+{
+    s_skip_t *n = realloc(s->skips, (s->nskips + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    s->skips = n;
+    s->skips[s->nskips++] = (s_skip_t){off, next};
+    return 0;
+}
+
+/* Seqs from..to are gone: say so (ERROR, up to S_MAX_REPORTED lines) and
+ * count them. */
+static void s_report_lost(s_scan_t *sc, evb_journal_recovery_t *rec,
+                          uint64_t from, uint64_t to, const char *where)
+{
+    rec->lost_records += to - from + 1;
+    rec->lost_ranges++;
+    char line[sizeof rec->detail];
+    snprintf(line, sizeof line,
+             "seq %" PRIu64 "..%" PRIu64 " (%" PRIu64 " record%s) lost: %s",
+             from, to, to - from + 1, to == from ? "" : "s", where);
+    if (sc->reported++ < S_MAX_REPORTED)
+        evb_error("journal: %s", line);
+    if (!rec->lost_detail[0])
+        memcpy(rec->lost_detail, line, sizeof line);
+}
+
+/* A valid record with seq follows: close the damaged stretch before it,
+ * or report seqs no segment holds. */
+static void s_before_record(s_scan_t *sc, const s_seg_t *s, uint64_t seq,
+                            evb_journal_recovery_t *rec)
+{
+    if (sc->damage.where[0]) {
+        if (seq > sc->damage.after + 1)
+            s_report_lost(sc, rec, sc->damage.after + 1, seq - 1,
+                          sc->damage.where);
+        sc->damage.where[0] = '\0';
+    } else if (sc->last && seq > sc->last + 1) {
+        char where[PATH_MAX + 80];
+        snprintf(where, sizeof where,
+                 "no segment holds them (%s starts at seq %" PRIu64
+                 "; a segment deleted or set aside?)",
+                 s->path, seq);
+        s_report_lost(sc, rec, sc->last + 1, seq - 1, where);
+    }
+}
+
 /* Cut a bad tail off the newest segment. 0, or -1 when the cut failed
  * (the segment is then left as it is and a new one started). */
 static int s_cut_newest(s_seg_t *s, int fd, int64_t off, int64_t fsize,
@@ -740,20 +897,65 @@ static int s_cut_newest(s_seg_t *s, int fd, int64_t off, int64_t fsize,
     return 0;
 }
 
-/* Walk every record of s; -1 when s is the newest and its bad tail could
- * not be cut (so nothing may be appended to it). */
+/* The newest segment ends in a record that is complete but damaged (not
+ * a torn write): when the seq it names is the one due next, that seq is
+ * reported lost and never given out again. */
+static void s_damaged_tail(s_scan_t *sc, const s_seg_t *s, int fd, int64_t off,
+                           int64_t fsize, evb_journal_recovery_t *rec)
+{
+    const unsigned char *p;
+    if (fsize - off < S_PREFIX + S_FIXED ||
+        s_window_get(&sc->w, fd, off, S_PREFIX + S_FIXED, fsize, &p) <= 0)
+        return;
+    uint64_t seq = s_get64(p + 8);
+    if (seq != s_due(sc, s))
+        return;
+    char where[PATH_MAX + 160];
+    snprintf(where, sizeof where,
+             "damaged record at the end of %s, offset "
+             "%lld (%s)",
+             s->path, (long long)off, sc->why);
+    s_report_lost(sc, rec, seq, seq, where);
+    sc->tail_seq = seq;
+}
+
+/* Walk every record of s, stepping over damaged stretches to the next
+ * intact record; -1 when s is the newest and its bad tail could not be
+ * cut (so nothing may be appended to it). */
 static int s_scan_segment(s_scan_t *sc, s_seg_t *s, int fd, int64_t fsize,
                           int newest, evb_journal_recovery_t *rec)
 {
     int64_t off = S_HDR;
-    int bad = 0;
+    int bad = 0, torn = 0;
     s_window_reset(&sc->w);
     while (off < fsize) {
         uint32_t len = 0;
         const unsigned char *p = NULL;
-        if (!s_check_record(sc, fd, s, off, fsize, &len, &p)) {
+        if (!s_check_record(sc, fd, s, off, fsize, &len, &p, &torn)) {
+            uint64_t after = s_due(sc, s) - 1;
+            int64_t next = s_resync(&sc->w, fd, off, off + 1, fsize, after);
+            if (!bad)
+                rec->bad_segments++;
             bad = 1;
-            break;
+            if (next < 0)
+                break; /* nothing intact after it: a tail */
+            if (s_add_skip(s, off, next) < 0) {
+                errno = ENOMEM;
+                return -2;
+            }
+            rec->skipped_bytes += (uint64_t)(next - off);
+            if (!sc->damage.where[0]) {
+                snprintf(sc->damage.where, sizeof sc->damage.where,
+                         "damaged record in %s at offset %lld (%s)", s->path,
+                         (long long)off, sc->why);
+                sc->damage.after = after;
+            }
+            s_note(rec,
+                   "%s at offset %lld: %s; %lld bytes skipped to the "
+                   "next intact record",
+                   s->path, (long long)off, sc->why, (long long)(next - off));
+            off = next;
+            continue;
         }
         uint64_t seq = s_get64(p + 8);
         off += S_PREFIX + len;
@@ -761,6 +963,7 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *s, int fd, int64_t fsize,
             sc->dups++;
             continue;
         }
+        s_before_record(sc, s, seq, rec);
         int64_t ms = (int64_t)s_get64(p + 16);
         if (!s->first_rec)
             s->first_rec = seq;
@@ -774,11 +977,25 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *s, int fd, int64_t fsize,
     s->size = off;
     s->disk = fsize;
     atomic_store(&s->end, off);
-    if (!bad)
+    if (off >= fsize)
         return 0;
-    rec->bad_segments++;
-    if (newest)
+    /* a bad tail: no intact record after off */
+    if (newest) {
+        if (!torn)
+            s_damaged_tail(sc, s, fd, off, fsize, rec);
         return s_cut_newest(s, fd, off, fsize, sc, rec);
+    }
+    if (s_add_skip(s, off, fsize) < 0) {
+        errno = ENOMEM;
+        return -2;
+    }
+    if (!sc->damage.where[0]) {
+        snprintf(sc->damage.where, sizeof sc->damage.where,
+                 "%s %s at offset %lld (%s)", s->path,
+                 torn ? "ends early" : "is damaged from", (long long)off,
+                 sc->why);
+        sc->damage.after = s_due(sc, s) - 1;
+    }
     s_note(rec, "%s at offset %lld: %s; skipped the last %lld bytes", s->path,
            (long long)off, sc->why, (long long)(fsize - off));
     rec->skipped_bytes += (uint64_t)(fsize - off);
@@ -793,20 +1010,44 @@ static int s_recover_one(evb_journal_t *j, s_scan_t *sc, uint64_t first,
 {
     char path[PATH_MAX];
     int64_t fsize = 0;
+    int hdr_bad = 0;
     s_seg_path(j, first, path, sizeof path);
-    int fd = s_open_checked(path, first, newest, &fsize, rec);
+    int fd = s_open_checked(path, first, newest, &fsize, &hdr_bad, rec);
     if (fd < 0)
         return 0;
     s_seg_t *s = s_seg_new(j, first);
     if (!s || s_list_reserve(j) < 0) {
-        free(s);
+        s_seg_free(s);
         close(fd);
         errno = ENOMEM;
         return -1;
     }
+    int rc = s_scan_segment(sc, s, fd, fsize, newest, rec);
+    if (rc == -2) {
+        s_seg_free(s);
+        close(fd);
+        return -1;
+    }
+    if (hdr_bad && !s->records) {
+        s_note(rec,
+               "%s has a bad header and no intact record; set aside as "
+               ".bad",
+               path);
+        rec->bad_segments++;
+        s_set_aside(path);
+        s_seg_free(s);
+        close(fd);
+        return 0;
+    }
+    if (hdr_bad) {
+        s_note(rec,
+               "%s has a bad header; its %" PRIu64 " intact records are "
+               "kept",
+               path, s->records);
+        rec->bad_segments++;
+    }
     j->segs[j->nsegs++] = s;
-    if (s_scan_segment(sc, s, fd, fsize, newest, rec) < 0 ||
-        (newest && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY))
+    if (rc < 0 || (newest && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY))
         *cut_failed = 1; /* so a new segment takes the appends */
     atomic_fetch_add(&j->bytes, s->disk);
     /* what a crashed broker wrote may not have reached the disk yet */
@@ -848,7 +1089,7 @@ static int s_recover_current(evb_journal_t *j, int fd, int cut_failed,
         return -1;
     if (s_list_reserve(j) < 0) {
         close(nfd);
-        free(s);
+        s_seg_free(s);
         errno = ENOMEM;
         return -1;
     }
@@ -877,6 +1118,10 @@ static int s_recover(evb_journal_t *j, evb_journal_recovery_t *rec)
             close(keep_fd);
         return -1;
     }
+    if (sc.reported > S_MAX_REPORTED)
+        evb_error("journal: %d more stretches of lost records not listed "
+                  "(%" PRIu64 " records lost in all)",
+                  sc.reported - S_MAX_REPORTED, rec->lost_records);
     if (sc.dups) {
         size_t used = strlen(rec->detail);
         snprintf(rec->detail + used, sizeof rec->detail - used,
@@ -884,8 +1129,11 @@ static int s_recover(evb_journal_t *j, evb_journal_recovery_t *rec)
                  "skipped",
                  used ? "; " : "", sc.dups);
     }
+    /* a damaged tail's seq is lost, not free: it may have been handed to
+     * an instance, or acknowledged */
+    uint64_t last = sc.tail_seq > sc.last ? sc.tail_seq : sc.last;
     rec->last_seq = sc.last;
-    if (s_recover_current(j, keep_fd, cut_failed, sc.last) < 0)
+    if (s_recover_current(j, keep_fd, cut_failed, last) < 0)
         return -1;
     s_update_first(j);
     rec->first_seq = atomic_load(&j->first_seq);
@@ -893,6 +1141,45 @@ static int s_recover(evb_journal_t *j, evb_journal_recovery_t *rec)
     atomic_store(&j->durable_seq, j->next_seq - 1);
     if (fsync(j->dirfd) < 0)
         s_fail(j, "fsync", j->dir, errno);
+    return 0;
+}
+
+/* The journal directory belongs to one broker at a time: an flock'ed
+ * lock file, held until close (the kernel lets go when the process dies,
+ * however it dies). The holder's pid is in the file, for the message. */
+static int s_lock_dir(evb_journal_t *j, char *err, size_t errsz)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" S_LOCK_NAME, j->dir);
+    j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (j->lockfd < 0) {
+        snprintf(err, errsz, "journal: cannot open the lock file %s: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (flock(j->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(j->lockfd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            snprintf(err, errsz,
+                     "journal: %s is in use by another evbusd (pid %s, "
+                     "holding %s); two brokers on one journal overwrite "
+                     "each other's records",
+                     j->dir, pid[0] ? pid : "unknown", path);
+        else
+            snprintf(err, errsz, "journal: cannot lock %s: %s", path,
+                     strerror(e));
+        return -1;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(j->lockfd, 0) < 0 ||
+        pwrite(j->lockfd, line, (size_t)len, 0) != len)
+        evb_warn("journal: cannot write the pid into %s: %s", path,
+                 strerror(errno));
     return 0;
 }
 
@@ -905,9 +1192,11 @@ static void s_free(evb_journal_t *j)
     for (size_t i = 0; i < j->npending; i++)
         close(j->pending[i].fd);
     for (size_t i = 0; i < j->nsegs; i++)
-        free(j->segs[i]); /* readers were destroyed first */
+        s_seg_free(j->segs[i]); /* readers were destroyed first */
     if (j->dirfd >= 0)
         close(j->dirfd);
+    if (j->lockfd >= 0)
+        close(j->lockfd); /* lets go of the lock */
     s_chunk_free(j->batch);
     s_chunk_free_all(j->unsynced);
     s_chunk_free_all(j->spare);
@@ -933,11 +1222,18 @@ evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
         snprintf(err, errsz, "journal: directory name too long");
         return NULL;
     }
+    struct stat st;
+    int missing = stat(cfg->dir, &st) < 0 && errno == ENOENT;
     if (s_mkdir_p(cfg->dir) < 0) {
         snprintf(err, errsz, "journal: cannot create %s: %s", cfg->dir,
                  strerror(errno));
         return NULL;
     }
+    if (missing)
+        evb_info("journal: %s did not exist: created it, starting an empty "
+                 "journal",
+                 cfg->dir);
+    rec->created = missing;
     evb_journal_t *j = calloc(1, sizeof *j);
     if (!j) {
         snprintf(err, errsz, "journal: out of memory");
@@ -945,6 +1241,7 @@ evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
     }
     pthread_mutex_init(&j->lock, NULL);
     j->cur_fd = -1;
+    j->lockfd = -1;
     j->unsynced_tail = &j->unsynced;
     j->segment_size =
         cfg->segment_size > 0 ? cfg->segment_size : S_DEFAULT_SEGMENT;
@@ -952,6 +1249,10 @@ evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
     j->dir = strdup(cfg->dir);
     j->batch = s_chunk_new();
     j->dirfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (j->dir && j->dirfd >= 0 && s_lock_dir(j, err, errsz) < 0) {
+        s_free(j);
+        return NULL;
+    }
     if (!j->dir || !j->batch || j->dirfd < 0 || s_recover(j, rec) < 0) {
         snprintf(err, errsz, "journal: cannot use %s: %s", cfg->dir,
                  strerror(errno));
@@ -1295,7 +1596,7 @@ int evb_journal_repair(evb_journal_t *j)
         return -1;
     if (s_make_current(j, s, fd) < 0) {
         close(fd);
-        free(s);
+        s_seg_free(s);
         s_fail(j, "create", j->dir, ENOMEM);
         return -1;
     }
@@ -1378,6 +1679,9 @@ static int s_reader_move(evb_journal_reader_t *r)
     r->fd = open(to->path, O_RDONLY | O_CLOEXEC);
     r->off = S_HDR;
     r->skip = 0;
+    r->ski = 0;
+    r->passed = to->first_seq ? to->first_seq - 1 : 0;
+    r->damaged_at = -1;
     s_window_reset(&r->w);
     if (r->fd >= 0)
         return 1;
@@ -1394,35 +1698,70 @@ static int s_reader_move(evb_journal_reader_t *r)
     return -1;
 }
 
-static int s_reader_bad(evb_journal_reader_t *r, const char *what)
-{
-    evb_error("journal: %s at offset %lld: %s; the reader skips the rest of "
-              "it",
-              r->seg->path, (long long)r->off, what);
-    r->skip = 1;
-    return -1;
-}
-
 /* The record at r->off, when it lies wholly below end: 1, 0 when not
- * there yet, -1 when it is corrupt. */
+ * there yet, -1 when it is damaged (*why says how). */
 static int s_reader_record(evb_journal_reader_t *r, int64_t end,
-                           const unsigned char **p, uint32_t *len)
+                           const unsigned char **p, uint32_t *len,
+                           const char **why)
 {
     int rc = s_window_get(&r->w, r->fd, r->off, S_PREFIX, end, p);
-    if (rc <= 0)
-        return rc < 0 ? s_reader_bad(r, strerror(errno)) : 0;
+    if (rc <= 0) {
+        *why = strerror(errno);
+        return rc;
+    }
     *len = s_get32(*p);
+    *why = "bad record length";
     if (*len < S_FIXED || *len > EVB_JOURNAL_MAX_RECORD)
-        return s_reader_bad(r, "bad record length");
+        return -1;
+    /* records below end are whole (written before end moved past them):
+     * one that runs past it has a damaged length */
+    *why = "record runs past the end";
     if (r->off + S_PREFIX + *len > end)
-        return atomic_load(&r->seg->sealed)
-                   ? s_reader_bad(r, "record runs past the end")
-                   : 0;
+        return -1;
     rc = s_window_get(&r->w, r->fd, r->off, S_PREFIX + *len, end, p);
-    if (rc <= 0) /* 0: cut by a repair meanwhile; the next call moves on */
-        return rc < 0 ? s_reader_bad(r, strerror(errno)) : 0;
-    if (evb_crc32c(0, *p + S_PREFIX, *len) != s_get32(*p + 4))
-        return s_reader_bad(r, "checksum mismatch");
+    if (rc <= 0) { /* 0: cut by a repair meanwhile; the next call moves on */
+        *why = strerror(errno);
+        return rc;
+    }
+    *why = "checksum mismatch";
+    return evb_crc32c(0, *p + S_PREFIX, *len) == s_get32(*p + 4) ? 1 : -1;
+}
+
+/* At the start of a stretch recovery found damaged: step over it. */
+static int s_reader_skip(evb_journal_reader_t *r)
+{
+    const s_seg_t *s = r->seg; /* skips are fixed before any reader */
+    while (r->ski < s->nskips && s->skips[r->ski].off < r->off)
+        r->ski++;
+    if (r->ski == s->nskips || s->skips[r->ski].off != r->off)
+        return 0;
+    r->off = s->skips[r->ski++].next;
+    return 1;
+}
+
+/* A damaged record recovery did not know of (damaged while the broker
+ * runs): find the next intact record the way recovery does. 1 when r is
+ * now at one, 0 when there is none below end (yet). */
+static int s_reader_damaged(evb_journal_reader_t *r, int64_t end,
+                            const char *why)
+{
+    if (r->damaged_at != r->off) {
+        evb_error("journal: %s at offset %lld: %s; reading on from the next "
+                  "intact record",
+                  r->seg->path, (long long)r->off, why);
+        r->damaged_at = r->off;
+        r->searched = r->off + 1;
+    }
+    int64_t next =
+        s_resync(&r->w, r->fd, r->damaged_at, r->searched, end, r->passed);
+    if (next < 0) {
+        /* records are appended whole below end: none starts in between */
+        if (end > r->searched)
+            r->searched = end;
+        return 0;
+    }
+    r->off = next;
+    r->damaged_at = -1;
     return 1;
 }
 
@@ -1464,12 +1803,25 @@ int evb_journal_read(evb_journal_reader_t *r, uint64_t upto, evb_record_t *out,
                 return rc;
             continue;
         }
+        if (s_reader_skip(r))
+            continue;
         const unsigned char *p = NULL;
+        const char *why = "";
         uint32_t len = 0;
-        int rc = s_reader_record(r, end, &p, &len);
-        if (rc <= 0)
-            return rc;
+        int rc = s_reader_record(r, end, &p, &len, &why);
+        if (rc == 0)
+            return 0;
+        if (rc < 0) {
+            if (s_reader_damaged(r, end, why))
+                continue;
+            if (!sealed)
+                return 0;
+            r->skip = 1; /* the seqs it held show as lost on the next */
+            continue;
+        }
         uint64_t seq = s_get64(p + 8);
+        if (seq > r->passed)
+            r->passed = seq;
         if (seq < r->next) { /* before from_seq, or a repair's duplicate */
             r->off += S_PREFIX + len;
             continue;

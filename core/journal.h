@@ -16,8 +16,12 @@
  *   u32 CRC-32C of everything after this field to the end of the record
  *   u64 seq | i64 accepted_ms | u16 kind | u16 target_len | u32 data_len
  *   target (target_len bytes) | data (data_len bytes, the msgpack envelope)
- * Seqs are consecutive across segments (a gap only where corruption was
- * skipped or retention deleted). docs/durability.md has the full story. */
+ * Seqs are consecutive across segments (a gap only where damage took
+ * records or retention deleted them). Records carry no frame marker: after
+ * a damaged record, the next intact one is found by its plausible length,
+ * kind and seq fields and its checksum (journal.c, s_resync).
+ * `<dir>/lock` is flock'ed while a journal is open: one broker per
+ * directory. docs/durability.md has the full story. */
 #ifndef EVB_JOURNAL_H
 #define EVB_JOURNAL_H
 
@@ -47,8 +51,15 @@ typedef struct evb_journal_recovery {
                                  segment */
     uint64_t skipped_bytes;   /* corrupt ends of older segments, skipped
                                  (the file is left as it is) */
-    uint64_t bad_segments;    /* segments with a corrupt record */
+    uint64_t bad_segments;    /* segments with a corrupt record or header */
+    uint64_t lost_records;    /* seqs that damage took: between an intact
+                                 record and the next one found after a
+                                 damaged stretch, or named by a damaged
+                                 last record */
+    uint64_t lost_ranges;     /* how many such stretches */
+    int created;              /* the directory did not exist */
     char detail[512];         /* the first problem, "" when none */
+    char lost_detail[512];    /* the first stretch of lost seqs, "" none */
 } evb_journal_recovery_t;
 
 /* One record. From evb_journal_read the pointers are valid until the
@@ -63,11 +74,13 @@ typedef struct evb_record {
     const void *data;
 } evb_record_t;
 
-/* Open (or create) the journal in cfg->dir: scan every segment, verify
- * every record's length, checksum and seq, cut a torn or corrupt tail off
- * the newest segment (never crash, never refuse to start for it), and get
- * ready to append after the last valid record. NULL with a reason in err
- * only when the directory cannot be used at all. */
+/* Open (or create) the journal in cfg->dir: lock the directory, scan
+ * every segment, verify every record's length, checksum and seq, step
+ * over damaged records to the next intact one (reporting the seqs they
+ * took), cut a torn or damaged tail off the newest segment (never crash,
+ * never refuse to start for it), and get ready to append after the
+ * newest seq seen. NULL with a reason in err when the directory cannot be
+ * used at all, or another process holds its lock (err names the pid). */
 evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
                                 evb_journal_recovery_t *recovery, char *err,
                                 size_t errsz);
@@ -113,12 +126,13 @@ evb_journal_reader_t *evb_journal_reader_new(evb_journal_t *j,
                                              uint64_t from_seq);
 void evb_journal_reader_destroy(evb_journal_reader_t **self);
 /* The next record with seq <= upto: returns 1 with *out filled, 0 when
- * there is none yet, -1 on an error (logged; the reader skips to the next
- * segment on its next call). *lost (may be NULL) gets how many seqs were
- * deleted by retention or corruption between the reader's position and
- * the record returned, 0 normally. */
-int evb_journal_read(evb_journal_reader_t *r, uint64_t upto,
-                     evb_record_t *out, uint64_t *lost);
+ * there is none yet, -1 when a segment cannot be opened (logged; the next
+ * call looks again). Damaged records are stepped over (those found at
+ * open silently, others with an ERROR line). *lost (may be NULL) gets how
+ * many seqs were deleted by retention or taken by damage between the
+ * reader's position and the record returned, 0 normally. */
+int evb_journal_read(evb_journal_reader_t *r, uint64_t upto, evb_record_t *out,
+                     uint64_t *lost);
 /* The seq the reader will return next (or wait for). */
 uint64_t evb_journal_reader_position(const evb_journal_reader_t *r);
 
@@ -131,9 +145,8 @@ uint64_t evb_journal_reader_position(const evb_journal_reader_t *r);
  * max_age_ms (0 = no limit). Returns the number of segments deleted, and
  * in *forced how many records were deleted by the size or age limit with
  * seq >= keep_from (not yet consumed by someone). */
-int evb_journal_retain(evb_journal_t *j, uint64_t keep_from,
-                       int64_t max_bytes, int64_t max_age_ms, int64_t now_ms,
-                       uint64_t *forced);
+int evb_journal_retain(evb_journal_t *j, uint64_t keep_from, int64_t max_bytes,
+                       int64_t max_age_ms, int64_t now_ms, uint64_t *forced);
 /* Bytes on disk in all segments. */
 int64_t evb_journal_size(evb_journal_t *j);
 

@@ -58,6 +58,8 @@ typedef struct evb_stats {
     atomic_uint_fast64_t egress_published; /* events sent on egress */
     atomic_uint_fast64_t egress_dropped;   /* skipped: a subscriber at HWM */
     atomic_uint_fast64_t ack_replies_lost; /* peer gone or at its HWM */
+    atomic_uint_fast64_t journal_lost;     /* records damage took, found
+                                              when the journal was opened */
 } evb_stats_t;
 
 extern evb_stats_t evb_stats;

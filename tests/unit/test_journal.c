@@ -234,9 +234,11 @@ static size_t s_last_record(const unsigned char *b, size_t len)
 }
 
 /* After a repair of the newest segment: n records, detail names the file
- * and the offset, appending resumes at n + 1 and survives a reopen. */
+ * and the offset, appending resumes at `next` (n + 1, or n + 2 when the
+ * record cut off was complete and named seq n + 1: that seq is lost, not
+ * given out again) and survives a reopen. */
 static int s_check_recovered(const char *dir, const char *seg, size_t off,
-                             uint64_t n, uint64_t cut)
+                             uint64_t n, uint64_t cut, uint64_t next)
 {
     evb_journal_recovery_t rec;
     evb_journal_t *j = s_open(dir, 0, &rec);
@@ -244,21 +246,31 @@ static int s_check_recovered(const char *dir, const char *seg, size_t off,
         return 0;
     char where[600];
     snprintf(where, sizeof where, "%s at offset %zu:", seg, off);
+    uint64_t lost_seqs = next - n - 1;
     int ok = rec.records == n && rec.last_seq == n &&
              rec.truncated_bytes == cut && rec.bad_segments == 1 &&
+             rec.lost_records == lost_seqs &&
              strstr(rec.detail, where) != NULL && s_read_range(j, 1, n);
-    s_append(j, n + 1, n + 1, 1);
+    s_append(j, next, next, 1);
     ok = ok && evb_journal_sync(j) == 0;
     evb_journal_close(&j);
     j = s_open(dir, 0, &rec);
+    uint64_t *want = malloc((n + 1) * sizeof *want), lost = 0;
+    for (uint64_t i = 0; i < n; i++)
+        want[i] = i + 1;
+    want[n] = next;
     ok = ok && j && rec.records == n + 1 && rec.truncated_bytes == 0 &&
-         rec.detail[0] == '\0' && s_read_range(j, 1, n + 1);
+         rec.detail[0] == '\0' && s_read_expect(j, 1, want, n + 1, &lost) &&
+         lost == lost_seqs;
+    free(want);
     evb_journal_close(&j);
     if (!ok)
         fprintf(stderr,
                 "\n  recovery: records %" PRIu64 " truncated %" PRIu64
-                " detail \"%s\" (wanted %" PRIu64 " cut %" PRIu64 ")",
-                rec.records, rec.truncated_bytes, rec.detail, n, cut);
+                " lost %" PRIu64 " detail \"%s\" (wanted %" PRIu64
+                " cut %" PRIu64 " next %" PRIu64 ")",
+                rec.records, rec.truncated_bytes, rec.lost_records, rec.detail,
+                n, cut, next);
     return ok;
 }
 
@@ -493,7 +505,7 @@ static void test_recovery_cuts_a_torn_last_record_at_every_offset(void)
     int bad = 0;
     for (size_t cut = last + 1; cut < len; cut++) {
         s_spit(seg, img, cut);
-        bad += !s_check_recovered(dir, seg, last, 19, cut - last);
+        bad += !s_check_recovered(dir, seg, last, 19, cut - last, 20);
     }
     CU_ASSERT_EQUAL(bad, 0);
     free(img);
@@ -513,8 +525,17 @@ static void test_recovery_cuts_a_bit_flipped_last_record(void)
     for (size_t at = last; at < len; at++) {
         img[at] ^= (unsigned char)(1u << (at % 8));
         s_spit(seg, img, len);
+        /* a complete record whose seq field still says 20: seq 20 is lost
+         * and never reused; a length now past the end is a torn write,
+         * and a damaged seq field names nothing */
+        uint32_t l = (uint32_t)img[last] | (uint32_t)img[last + 1] << 8 |
+                     (uint32_t)img[last + 2] << 16 |
+                     (uint32_t)img[last + 3] << 24;
+        int complete = l >= 24 && last + 8 + l <= len;
+        int seq_ok = at < last + 8 || at >= last + 16;
         img[at] ^= (unsigned char)(1u << (at % 8));
-        bad += !s_check_recovered(dir, seg, last, 19, len - last);
+        bad += !s_check_recovered(dir, seg, last, 19, len - last,
+                                  complete && seq_ok ? 21 : 20);
     }
     CU_ASSERT_EQUAL(bad, 0);
     free(img);
@@ -534,70 +555,212 @@ static void test_recovery_cuts_garbage_after_the_last_record(void)
     for (int i = 0; i < 4096; i++)
         more[len + i] = (unsigned char)(rand() >> 7);
     s_spit(seg, more, len + 100);
-    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 100));
+    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 100, 21));
     memset(more + len, 0, 4096);
     s_spit(seg, more, len + 4096);
-    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 4096));
+    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 4096, 21));
     more[len] = 100;
     s_spit(seg, more, len + 60);
-    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 60));
+    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 60, 21));
     free(more);
     free(img);
 }
 
-static void test_recovery_skips_corruption_in_an_older_segment(void)
+/* The offsets of the records in an intact segment image; how many. */
+static size_t s_record_offsets(const unsigned char *b, size_t len, size_t *offs,
+                               size_t max)
+{
+    size_t off = 32, n = 0;
+    while (off + 8 <= len && n < max) {
+        uint32_t l = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 |
+                     (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
+        offs[n++] = off;
+        off += 8 + l;
+    }
+    return n;
+}
+
+static uint64_t s_seq_at(const unsigned char *b, size_t off)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[off + 8 + (size_t)i];
+    return v;
+}
+
+static uint64_t s_named(const char *path)
+{
+    return strtoull(strrchr(path, '-') + 1, NULL, 10);
+}
+
+/* Open dir, then check that readers get every seq in 1..last except
+ * those in gone[], and report exactly those as lost. */
+static void s_expect_all_but(const char *dir, int64_t segsize, uint64_t last,
+                             const uint64_t *gone, size_t ngone,
+                             evb_journal_recovery_t *rec)
+{
+    evb_journal_t *j = s_open(dir, segsize, rec);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    uint64_t *want = malloc(last * sizeof *want), lost = 0;
+    size_t n = 0;
+    for (uint64_t seq = 1; seq <= last; seq++) {
+        int is_gone = 0;
+        for (size_t k = 0; k < ngone; k++)
+            is_gone |= gone[k] == seq;
+        if (!is_gone)
+            want[n++] = seq;
+    }
+    CU_ASSERT_EQUAL(rec->records, n);
+    CU_ASSERT_EQUAL(rec->lost_records, ngone);
+    CU_ASSERT_EQUAL(rec->last_seq, last);
+    CU_ASSERT_TRUE(s_read_expect(j, 1, want, n, &lost));
+    CU_ASSERT_EQUAL(lost, ngone);
+    /* appending goes on after every intact seq: none is given out twice */
+    s_append(j, last + 1, last + 5, 2);
+    CU_ASSERT_EQUAL(evb_journal_sync(j), 0);
+    evb_journal_close(&j);
+    free(want);
+}
+
+static void
+test_recovery_skips_exactly_a_damaged_record_in_an_older_segment(void)
 {
     const char *dir = s_newdir();
     s_build(dir, 400, 2048);
-    int nseg = s_segment(dir, 0, NULL, 0);
-    CU_ASSERT_TRUE_FATAL(nseg > 5);
+    CU_ASSERT_TRUE_FATAL(s_segment(dir, 0, NULL, 0) > 5);
     char seg[600];
     s_segment(dir, 2, seg, sizeof seg);
-    size_t len;
+    size_t len, offs[64];
     unsigned char *img = s_slurp(seg, &len);
-    /* flip a byte in the third record's data */
-    size_t off = 32;
-    for (int i = 0; i < 2; i++)
-        off += 8 + ((uint32_t)img[off] | (uint32_t)img[off + 1] << 8);
-    uint64_t first_bad = (uint64_t)img[off + 8] | (uint64_t)img[off + 9] << 8;
+    size_t n = s_record_offsets(img, len, offs, 64);
+    CU_ASSERT_TRUE_FATAL(n > 4);
+    /* a flipped bit in the third record's data */
+    size_t off = offs[2];
+    uint64_t gone = s_seq_at(img, off);
     img[off + 40] ^= 0x10;
     s_spit(seg, img, len);
-    /* the rest of that segment: seqs first_bad .. (next segment's first-1) */
-    char next[600];
-    s_segment(dir, 3, next, sizeof next);
-    uint64_t next_first = strtoull(strrchr(next, '-') + 1, NULL, 10);
 
     for (int round = 0; round < 2; round++) { /* the file is left as is */
         evb_journal_recovery_t rec;
-        evb_journal_t *j = s_open(dir, 2048, &rec);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        s_expect_all_but(dir, 2048, 400 + 5 * (uint64_t)round, &gone, 1, &rec);
         char where[700];
         snprintf(where, sizeof where, "%s at offset %zu: checksum mismatch",
                  seg, off);
         CU_ASSERT_PTR_NOT_NULL(strstr(rec.detail, where));
-        CU_ASSERT_EQUAL(rec.skipped_bytes, len - off);
+        CU_ASSERT_EQUAL(rec.skipped_bytes, offs[3] - off);
         CU_ASSERT_EQUAL(rec.truncated_bytes, 0);
         CU_ASSERT_EQUAL(rec.bad_segments, 1);
-        CU_ASSERT_EQUAL(rec.records, 400 - (next_first - first_bad));
-        CU_ASSERT_EQUAL(rec.last_seq, 400);
-        /* readers skip the hole and say how much they lost */
-        uint64_t want[400], lost = 0;
-        size_t n = 0;
-        for (uint64_t s = 1; s <= 400; s++)
-            if (s < first_bad || s >= next_first)
-                want[n++] = s;
-        CU_ASSERT_TRUE(s_read_expect(j, 1, want, n, &lost));
-        CU_ASSERT_EQUAL(lost, next_first - first_bad);
-        evb_journal_close(&j);
+        CU_ASSERT_EQUAL(rec.lost_ranges, 1);
+        char range[64];
+        snprintf(range, sizeof range, "seq %" PRIu64 "..%" PRIu64, gone, gone);
+        CU_ASSERT_PTR_NOT_NULL(strstr(rec.lost_detail, range));
+        CU_ASSERT_PTR_NOT_NULL(strstr(rec.lost_detail, seg));
     }
-    /* and appending carries on after the newest */
-    evb_journal_t *j = s_open(dir, 2048, NULL);
-    s_append(j, 401, 410, 3);
-    evb_journal_close(&j);
     free(img);
 }
 
-static void test_recovery_sets_aside_empty_and_bad_header_files(void)
+/* A damaged length field hides where the next record starts: recovery
+ * finds it by scanning, in an old segment and in the newest one, whose
+ * intact records after the damage are kept and never given out again. */
+static void test_recovery_finds_the_next_record_after_a_damaged_length(void)
+{
+    for (int newest = 0; newest < 2; newest++) {
+        const char *dir = s_newdir();
+        s_build(dir, 300, newest ? 1 << 20 : 2048);
+        char seg[600];
+        s_segment(dir, newest ? -1 : 1, seg, sizeof seg);
+        size_t len, offs[512];
+        unsigned char *img = s_slurp(seg, &len);
+        size_t n = s_record_offsets(img, len, offs, 512);
+        CU_ASSERT_TRUE_FATAL(n > 6);
+        uint64_t gone[2] = {s_seq_at(img, offs[3]), s_seq_at(img, offs[4])};
+        img[offs[3] + 1] ^= 0x40; /* length: 16 KiB more */
+        img[offs[4] + 2] ^= 0x01; /* length: 64 KiB more */
+        s_spit(seg, img, len);
+        evb_journal_recovery_t rec;
+        s_expect_all_but(dir, newest ? 1 << 20 : 2048, 300, gone, 2, &rec);
+        CU_ASSERT_EQUAL(rec.truncated_bytes, 0);
+        CU_ASSERT_EQUAL(rec.skipped_bytes, offs[5] - offs[3]);
+        CU_ASSERT_EQUAL(rec.lost_ranges, 1);
+        free(img);
+    }
+}
+
+/* Bits flipped at random offsets of many records in every segment: each
+ * damaged record costs exactly itself (or, in the newest segment's last
+ * record, itself and nothing after), never its neighbours. */
+static void
+test_recovery_of_random_bit_flips_loses_only_the_damaged_records(void)
+{
+    srand(12345);
+    for (int round = 0; round < 20; round++) {
+        const char *dir = s_newdir();
+        s_build(dir, 600, 4096);
+        int nseg = s_segment(dir, 0, NULL, 0);
+        uint64_t gone[64];
+        size_t ngone = 0;
+        for (int k = 0; k < nseg; k++) {
+            if (rand() % 3)
+                continue;
+            char seg[600];
+            s_segment(dir, k, seg, sizeof seg);
+            size_t len, offs[128];
+            unsigned char *img = s_slurp(seg, &len);
+            size_t n = s_record_offsets(img, len, offs, 128);
+            size_t pick = (size_t)rand() % n;
+            size_t end = pick + 1 < n ? offs[pick + 1] : len;
+            size_t at = offs[pick] + (size_t)rand() % (end - offs[pick]);
+            img[at] ^= (unsigned char)(1u << (rand() % 8));
+            s_spit(seg, img, len);
+            gone[ngone++] = s_seq_at(img, offs[pick]);
+            if (at >= offs[pick] + 8 && at < offs[pick] + 16) {
+                /* the flip was in the seq field itself: the seq the
+                 * record should have, from its neighbour */
+                gone[ngone - 1] =
+                    pick ? s_seq_at(img, offs[pick - 1]) + 1 : s_named(seg);
+            }
+            free(img);
+        }
+        evb_journal_recovery_t rec;
+        int last_in_newest = 0;
+        for (size_t k = 0; k < ngone; k++)
+            last_in_newest |= gone[k] == 600;
+        if (last_in_newest) {
+            /* cut as a damaged tail; the rest is as everywhere */
+            evb_journal_t *j = s_open(dir, 4096, &rec);
+            CU_ASSERT_EQUAL(rec.records, 600 - ngone);
+            evb_journal_close(&j);
+            continue;
+        }
+        s_expect_all_but(dir, 4096, 600, gone, ngone, &rec);
+        CU_ASSERT_EQUAL(rec.lost_ranges, ngone);
+    }
+}
+
+/* A segment deleted from the middle: its seqs are reported lost, with the
+ * range, and readers count them. */
+static void test_recovery_reports_the_seqs_of_a_missing_segment(void)
+{
+    const char *dir = s_newdir();
+    s_build(dir, 300, 2048);
+    char seg[600], next[600];
+    s_segment(dir, 2, seg, sizeof seg);
+    s_segment(dir, 3, next, sizeof next);
+    uint64_t from = s_named(seg), to = s_named(next) - 1;
+    CU_ASSERT_EQUAL_FATAL(unlink(seg), 0);
+    uint64_t gone[300];
+    size_t ngone = 0;
+    for (uint64_t seq = from; seq <= to; seq++)
+        gone[ngone++] = seq;
+    evb_journal_recovery_t rec;
+    s_expect_all_but(dir, 2048, 300, gone, ngone, &rec);
+    char range[64];
+    snprintf(range, sizeof range, "seq %" PRIu64 "..%" PRIu64, from, to);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rec.lost_detail, range));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rec.lost_detail, "no segment holds them"));
+}
+
+static void test_recovery_keeps_the_records_of_a_segment_with_a_bad_header(void)
 {
     const char *dir = s_newdir();
     s_build(dir, 300, 2048);
@@ -605,37 +768,64 @@ static void test_recovery_sets_aside_empty_and_bad_header_files(void)
     s_segment(dir, 1, seg, sizeof seg);
     size_t len;
     unsigned char *img = s_slurp(seg, &len);
-    /* a leftover empty file that sorts first, and one with a bad magic */
+    /* a leftover empty file that sorts first, and a flipped bit in the
+     * magic of the second segment */
     snprintf(path, sizeof path, "%s/seg-00000000000000000000.evj", dir);
     s_spit(path, img, 0);
-    img[3] ^= 0xff;
+    img[3] ^= 0x08;
     s_spit(seg, img, len);
 
     evb_journal_recovery_t rec;
-    evb_journal_t *j = s_open(dir, 2048, &rec);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    s_expect_all_but(dir, 2048, 300, NULL, 0, &rec);
     CU_ASSERT_EQUAL(rec.bad_segments, 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(rec.detail, path));
-    CU_ASSERT_PTR_NOT_NULL(strstr(rec.detail, "bad header"));
-    CU_ASSERT_EQUAL(s_count_suffix(dir, ".bad"), 2);
-    CU_ASSERT_EQUAL(rec.last_seq, 300);
-    uint64_t want[300], lost;
-    size_t n = 0;
-    uint64_t gone_from = strtoull(strrchr(seg, '-') + 1, NULL, 10);
+    CU_ASSERT_EQUAL(s_count_suffix(dir, ".bad"), 1); /* the empty file */
+    /* a header and nothing intact behind it is set aside */
+    memset(img + 32, 0x5a, len - 32);
+    s_spit(seg, img, len);
     char nextp[600];
-    s_segment(dir, 1, nextp, sizeof nextp); /* seg is now .bad */
-    uint64_t gone_to = strtoull(strrchr(nextp, '-') + 1, NULL, 10);
-    for (uint64_t s = 1; s <= 300; s++)
-        if (s < gone_from || s >= gone_to)
-            want[n++] = s;
-    CU_ASSERT_EQUAL(rec.records, n);
-    CU_ASSERT_TRUE(s_read_expect(j, 1, want, n, &lost));
-    CU_ASSERT_EQUAL(lost, gone_to - gone_from);
+    s_segment(dir, 2, nextp, sizeof nextp);
+    uint64_t ngone = s_named(nextp) - s_named(seg);
+    evb_journal_t *j = s_open(dir, 2048, &rec);
+    CU_ASSERT_EQUAL(rec.lost_records, ngone);
+    CU_ASSERT_EQUAL(s_count_suffix(dir, ".bad"), 2);
     evb_journal_close(&j);
-    /* set aside once: the next start is clean */
-    j = s_open(dir, 2048, &rec);
-    CU_ASSERT_STRING_EQUAL(rec.detail, "");
-    CU_ASSERT_EQUAL(rec.bad_segments, 0);
+    free(img);
+}
+
+/* Damage that appears while the broker runs (after recovery looked):
+ * readers step over exactly the damaged record too. */
+static void test_reader_steps_over_a_record_damaged_at_run_time(void)
+{
+    const char *dir = s_newdir();
+    evb_journal_t *j = s_open(dir, 0, NULL);
+    s_append(j, 1, 50, 7);
+    char seg[600];
+    s_segment(dir, 0, seg, sizeof seg);
+    size_t len, offs[64];
+    unsigned char *img = s_slurp(seg, &len);
+    CU_ASSERT_EQUAL_FATAL(s_record_offsets(img, len, offs, 64), 50);
+    int fd = open(seg, O_WRONLY);
+    unsigned char b = img[offs[20] + 1] ^ 0x20; /* seq 21's length */
+    CU_ASSERT_EQUAL(pwrite(fd, &b, 1, (off_t)offs[20] + 1), 1);
+    close(fd);
+    uint64_t gone = 21;
+    uint64_t want[50], lost = 0;
+    size_t n = 0;
+    for (uint64_t seq = 1; seq <= 50; seq++)
+        if (seq != gone)
+            want[n++] = seq;
+    CU_ASSERT_TRUE(s_read_expect(j, 1, want, n, &lost));
+    CU_ASSERT_EQUAL(lost, 1);
+    /* and records appended after the damage are read too */
+    s_append(j, 51, 60, 3);
+    evb_journal_reader_t *r = evb_journal_reader_new(j, 40);
+    evb_record_t rec;
+    uint64_t seq = 40;
+    while (evb_journal_read(r, UINT64_MAX, &rec, &lost) == 1)
+        CU_ASSERT_EQUAL(rec.seq, seq++);
+    CU_ASSERT_EQUAL(seq, 61);
+    evb_journal_reader_destroy(&r);
     evb_journal_close(&j);
     free(img);
 }
@@ -704,10 +894,41 @@ static void test_open_refuses_only_an_unusable_directory(void)
     evb_journal_config_t cfg = {path, 0};
     CU_ASSERT_PTR_NULL(evb_journal_open(&cfg, NULL, err, sizeof err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
-    /* a missing directory is created, parents included */
+    /* a missing directory is created, parents included, and said so */
     snprintf(path, sizeof path, "%s/a/b/c", s_newdir());
-    evb_journal_t *j = s_open(path, 0, NULL);
+    evb_journal_recovery_t rec;
+    evb_journal_t *j = s_open(path, 0, &rec);
     CU_ASSERT_PTR_NOT_NULL(j);
+    CU_ASSERT_EQUAL(rec.created, 1);
+    evb_journal_close(&j);
+    j = s_open(path, 0, &rec);
+    CU_ASSERT_EQUAL(rec.created, 0);
+    evb_journal_close(&j);
+}
+
+static void test_a_second_open_of_one_directory_is_refused_with_the_pid(void)
+{
+    const char *dir = s_newdir();
+    evb_journal_t *j = s_open(dir, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    s_append(j, 1, 10, 3);
+    evb_journal_config_t cfg = {dir, 0};
+    char err[512] = "", pid[64];
+    /* flock is per open file: a second open in this process is refused
+     * as a second process would be */
+    CU_ASSERT_PTR_NULL(evb_journal_open(&cfg, NULL, err, sizeof err));
+    snprintf(pid, sizeof pid, "in use by another evbusd (pid %ld",
+             (long)getpid());
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, dir));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, pid));
+    /* the refused open touched nothing: the first one goes on */
+    s_append(j, 11, 20, 3);
+    CU_ASSERT_EQUAL(evb_journal_sync(j), 0);
+    evb_journal_close(&j);
+    /* and the lock goes with the journal */
+    j = s_open(dir, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    CU_ASSERT_TRUE(s_read_range(j, 1, 20));
     evb_journal_close(&j);
 }
 
@@ -1287,16 +1508,26 @@ static CU_TestInfo s_tests[] = {
      test_recovery_cuts_a_bit_flipped_last_record},
     {"recovery_cuts_garbage_after_the_last_record",
      test_recovery_cuts_garbage_after_the_last_record},
-    {"recovery_skips_corruption_in_an_older_segment",
-     test_recovery_skips_corruption_in_an_older_segment},
-    {"recovery_sets_aside_empty_and_bad_header_files",
-     test_recovery_sets_aside_empty_and_bad_header_files},
+    {"recovery_skips_exactly_a_damaged_record_in_an_older_segment",
+     test_recovery_skips_exactly_a_damaged_record_in_an_older_segment},
+    {"recovery_finds_the_next_record_after_a_damaged_length",
+     test_recovery_finds_the_next_record_after_a_damaged_length},
+    {"recovery_of_random_bit_flips_loses_only_the_damaged_records",
+     test_recovery_of_random_bit_flips_loses_only_the_damaged_records},
+    {"recovery_reports_the_seqs_of_a_missing_segment",
+     test_recovery_reports_the_seqs_of_a_missing_segment},
+    {"recovery_keeps_the_records_of_a_segment_with_a_bad_header",
+     test_recovery_keeps_the_records_of_a_segment_with_a_bad_header},
+    {"reader_steps_over_a_record_damaged_at_run_time",
+     test_reader_steps_over_a_record_damaged_at_run_time},
     {"recovery_replaces_an_empty_newest_segment",
      test_recovery_replaces_an_empty_newest_segment},
     {"recovery_resumes_in_a_header_only_newest_segment",
      test_recovery_resumes_in_a_header_only_newest_segment},
     {"open_refuses_only_an_unusable_directory",
      test_open_refuses_only_an_unusable_directory},
+    {"a_second_open_of_one_directory_is_refused_with_the_pid",
+     test_a_second_open_of_one_directory_is_refused_with_the_pid},
     {"reader_from_the_middle_of_a_segment_starts_there",
      test_reader_from_the_middle_of_a_segment_starts_there},
     {"reader_stops_at_upto", test_reader_stops_at_upto},
