@@ -552,10 +552,41 @@ static const char *const s_ingress_keys[] = {
 static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
                                             NULL};
 static const char *const s_instance_keys[] = {
-    "name",    "plugin",        "topics", "filter",  "queue_size",
-    "workers", "max_in_flight", "retry",  "options", "ordering", NULL};
+    "name",     "plugin",   "topics",      "filter",
+    "queue_size", "workers", "max_in_flight", "retry",
+    "options",  "ordering", "start_at",    "rename_from", NULL};
 static const char *const s_retry_keys[] = {"max_attempts", "initial_delay",
                                            "max_delay", "max_age", NULL};
+
+/* A string setting that must be one of choices (NULL-terminated): its
+ * index, -1 when absent, -2 after reporting another value. */
+static int s_choice(const config_setting_t *g, const char *name,
+                    const char *const choices[])
+{
+    char *v = NULL;
+    if (s_string(g, name, &v, 0) <= 0)
+        return -1;
+    int found = -2;
+    for (int i = 0; choices[i] && found < 0; i++)
+        if (strcmp(v, choices[i]) == 0)
+            found = i;
+    if (found == -2) {
+        char want[256] = "", got[128];
+        size_t used = 0;
+        for (int i = 0; choices[i]; i++)
+            used += (size_t)snprintf(want + used, sizeof want - used,
+                                     "%s\"%s\"",
+                                     i == 0            ? ""
+                                     : choices[i + 1] ? ", "
+                                                      : " or ",
+                                     choices[i]);
+        s_quote(v, got, sizeof got);
+        s_err(config_setting_get_member(g, name), "expected %s, got %s", want,
+              got);
+    }
+    free(v);
+    return found;
+}
 
 static void s_load_ingress(evb_config_t *cfg, const config_setting_t *root)
 {
@@ -587,20 +618,10 @@ static void s_load_egress(evb_config_t *cfg, const config_setting_t *root)
     s_check_keys(g, s_egress_keys);
     s_endpoint(g, "pub", &cfg->egress_pub);
     s_int(g, "sndhwm", 1, INT_MAX, &cfg->egress_sndhwm);
-    char *mode = NULL;
-    if (s_string(g, "slow_subscriber", &mode, 0) > 0) {
-        if (strcmp(mode, "skip") == 0) {
-            cfg->egress_skip_on_slow = 1;
-        } else if (strcmp(mode, "drop") == 0) {
-            cfg->egress_skip_on_slow = 0;
-        } else {
-            char got[128];
-            s_quote(mode, got, sizeof got);
-            s_err(config_setting_get_member(g, "slow_subscriber"),
-                  "expected \"drop\" or \"skip\", got %s", got);
-        }
-    }
-    free(mode);
+    static const char *const modes[] = {"drop", "skip", NULL};
+    int mode = s_choice(g, "slow_subscriber", modes);
+    if (mode >= 0)
+        cfg->egress_skip_on_slow = mode;
 }
 
 static void s_load_journal(evb_config_t *cfg, const config_setting_t *root)
@@ -871,21 +892,57 @@ static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
     s_int(g, "queue_size", 1, 10000000, &ic->queue_size);
     s_int(g, "workers", 1, 64, &ic->workers);
     s_int(g, "max_in_flight", 0, 100000, &ic->max_in_flight);
-    char *ordering = NULL;
-    if (s_string(g, "ordering", &ordering, 0) > 0) {
-        if (strcmp(ordering, "accepted") == 0 || strcmp(ordering, "none") == 0) {
-            ic->ordered = strcmp(ordering, "accepted") == 0;
-        } else {
-            s_quote(ordering, got, sizeof got);
-            s_err(config_setting_get_member(g, "ordering"),
-                  "expected \"accepted\" or \"none\", got %s", got);
-        }
+    static const char *const orderings[] = {"accepted", "none", NULL};
+    int ordering = s_choice(g, "ordering", orderings);
+    if (ordering >= 0)
+        ic->ordered = ordering == 0;
+    static const char *const starts[] = {"end", "oldest", NULL};
+    int start = s_choice(g, "start_at", starts);
+    ic->start_oldest = start == 1;
+    if (s_string(g, "rename_from", &ic->rename_from, 0) > 0 &&
+        !s_name_ok(ic->rename_from)) {
+        s_quote(ic->rename_from, got, sizeof got);
+        s_err(config_setting_get_member(g, "rename_from"),
+              "expected the old name of this instance (1 to 64 characters of "
+              "[A-Za-z0-9_.-]), got %s",
+              got);
+        free(ic->rename_from);
+        ic->rename_from = NULL;
     }
-    free(ordering);
     s_load_retry(ic, g);
     config_setting_t *opts = NULL;
     if (s_group(g, "options", &opts) > 0)
         ic->options = opts;
+}
+
+/* rename_from names an instance that is gone from the config: not one
+ * that is still there, and not the same one twice. */
+static void s_check_renames(evb_config_t *cfg, const config_setting_t *l)
+{
+    for (size_t i = 0; i < cfg->n_instances; i++) {
+        const char *from = cfg->instances[i].rename_from;
+        if (!from)
+            continue;
+        const config_setting_t *at = config_setting_get_member(
+            config_setting_get_elem(l, (unsigned)i), "rename_from");
+        for (size_t k = 0; k < cfg->n_instances; k++) {
+            const evb_instance_conf_t *o = &cfg->instances[k];
+            if (o->name && strcmp(o->name, from) == 0) {
+                s_err(at,
+                      k == i ? "\"%s\" is this instance's own name"
+                             : "instance \"%s\" is still configured (%s at "
+                               "%s:%d); rename_from takes over the cursor of "
+                               "an instance that is gone",
+                      from, o->setting ? o->setting : "?", o->file, o->line);
+                break;
+            }
+            if (k < i && o->rename_from && strcmp(o->rename_from, from) == 0) {
+                s_err(at, "\"%s\" is also taken over by %s at %s:%d", from,
+                      o->setting ? o->setting : "?", o->file, o->line);
+                break;
+            }
+        }
+    }
 }
 
 static void s_load_instances(evb_config_t *cfg, const config_setting_t *root)
@@ -913,6 +970,7 @@ static void s_load_instances(evb_config_t *cfg, const config_setting_t *root)
     for (int i = 0; i < n; i++)
         s_load_instance(cfg, (size_t)i,
                         config_setting_get_elem(l, (unsigned)i));
+    s_check_renames(cfg, l);
 }
 
 static void s_load_root(evb_config_t *cfg)
@@ -1213,6 +1271,7 @@ void evb_config_destroy(evb_config_t **self)
         evb_instance_conf_t *ic = &cfg->instances[i];
         free(ic->name);
         free(ic->plugin);
+        free(ic->rename_from);
         free(ic->setting);
         evb_sub_clear(&ic->sub);
     }

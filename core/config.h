@@ -27,6 +27,9 @@ typedef struct evb_instance_conf {
     int ordered;       /* ordering: 1 "accepted", 0 "none", -1 not set:
                           "accepted" unless the plugin is
                           EVBUS_PLUGIN_UNORDERED */
+    int start_oldest;  /* start_at: a new instance (no cursor yet) starts
+                          at the oldest record (1) or the end (0) */
+    char *rename_from; /* take over this gone instance's cursor, or NULL */
     evb_retry_policy_t retry;
     config_setting_t *options; /* the `options` group or NULL; owned by cfg */
 } evb_instance_conf_t;

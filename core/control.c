@@ -35,6 +35,28 @@ static evb_instance_t *s_find(evb_router_t *r, const char *name)
 
 /* ------------------------------------------------------------- status */
 
+/* The cursors of instances no longer configured, with what they have not
+ * read (retention keeps it for them). */
+static void s_orphans(evb_router_t *r, evb_buf_t *b, uint64_t written)
+{
+    evb_buf_puts(b, ",\"orphans\":[");
+    char name[80];
+    uint64_t c;
+    for (size_t i = 0;
+         r->cursors &&
+         evb_cursors_orphan(r->cursors, i, name, sizeof name, &c) == 0;
+         i++) {
+        if (i)
+            evb_buf_putc(b, ',');
+        evb_buf_puts(b, "{\"name\":");
+        evb_json_write_string(b, name, strlen(name));
+        evb_buf_printf(b, ",\"cursor\":%llu,\"backlog\":%llu}",
+                       (unsigned long long)c,
+                       (unsigned long long)(written > c ? written - c : 0));
+    }
+    evb_buf_putc(b, ']');
+}
+
 static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
 {
     evb_buf_t b = EVB_BUF_INIT;
@@ -106,7 +128,7 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
             ",\"live\":%s,\"disabled\":%s,\"cursor\":%llu,\"backlog\":%llu,"
             "\"queued\":%llu,\"in_flight\":%llu,\"retrying\":%llu,"
             "\"delivered\":%llu,\"retried\":%llu,\"dead_lettered\":%llu,"
-            "\"fell_behind\":%llu,\"lost\":%llu}",
+            "\"fell_behind\":%llu,\"lost\":%llu,\"cursor_recovered\":%llu}",
             st.live ? "true" : "false",
             atomic_load(&inst->disabled) ? "true" : "false",
             (unsigned long long)st.cursor,
@@ -116,9 +138,36 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
             (unsigned long long)st.retrying, (unsigned long long)st.delivered,
             (unsigned long long)st.retried,
             (unsigned long long)st.dead_lettered,
-            (unsigned long long)st.overflow, (unsigned long long)st.lost);
+            (unsigned long long)st.overflow, (unsigned long long)st.lost,
+            (unsigned long long)st.cursor_recovered);
     }
-    evb_buf_puts(&b, "]}");
+    evb_buf_puts(&b, "]");
+    s_orphans(r, &b, written);
+    evb_buf_putc(&b, '}');
+    *ok = 1;
+    return evb_buf_steal(&b, NULL);
+}
+
+/* ------------------------------------------------------------ cursors */
+
+static char *s_drop_cursor(evb_router_t *r, int argc, char **argv, int *ok)
+{
+    if (argc != 2)
+        return s_error(ok, "usage: drop-cursor NAME", NULL);
+    if (!r->cursors)
+        return s_error(ok, "the broker runs without a journal", NULL);
+    char err[256];
+    uint64_t cursor;
+    if (evb_cursors_drop(r->cursors, argv[1], &cursor, err, sizeof err) < 0)
+        return s_error(ok, "%s", err);
+    uint64_t written = evb_journal_written_seq(r->journal);
+    evb_buf_t b = EVB_BUF_INIT;
+    evb_buf_puts(&b, "{\"dropped\":");
+    evb_json_write_string(&b, argv[1], strlen(argv[1]));
+    evb_buf_printf(&b, ",\"cursor\":%llu,\"backlog\":%llu}",
+                   (unsigned long long)cursor,
+                   (unsigned long long)(written > cursor ? written - cursor
+                                                         : 0));
     *ok = 1;
     return evb_buf_steal(&b, NULL);
 }
@@ -332,7 +381,10 @@ char *evb_control_handle(evb_router_t *r, const evb_config_t *cfg, int argc,
         return s_dead_letters(r, argc, argv, ok);
     if (strcmp(argv[0], "replay") == 0)
         return s_replay(r, argc, argv, ok);
+    if (strcmp(argv[0], "drop-cursor") == 0)
+        return s_drop_cursor(r, argc, argv, ok);
     return s_error(ok,
-                   "unknown command \"%s\" (status, dead-letters, replay)",
+                   "unknown command \"%s\" (status, dead-letters, replay, "
+                   "drop-cursor)",
                    argv[0]);
 }

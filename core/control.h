@@ -9,6 +9,7 @@
  *   dead-letters INSTANCE [LIMIT]   the newest LIMIT (100) dead letters
  *   replay INSTANCE SELECTOR...     send dead letters back to the instance;
  *                                   SELECTOR: all | id=ID | type=PATTERN
+ *   drop-cursor NAME                forget an orphaned cursor (cursors.h)
  *
  * A replayed dead letter leaves the dead-letter file and goes into the
  * journal as a record for that instance only, with a new acceptance time

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "commit.h"
 #include "config.h"
+#include "cursors.h"
 #include "dedupe.h"
 #include "figures.h"
 #include "instance.h"
@@ -124,7 +125,7 @@ static int s_prepare(const evb_config_t *cfg, s_state_t *st)
             st->plugins[st->n_plugins++] = pl;
         }
         evb_instance_t *inst = evb_instance_new(
-            ic, pl, ic->file, cfg->dead_letter_dir, NULL, NULL);
+            ic, pl, ic->file, cfg->dead_letter_dir);
         if (!inst) {
             failed = 1;
             continue;
@@ -243,6 +244,35 @@ static evb_journal_t *s_open_journal(const evb_config_t *cfg)
              rec.segments == 1 ? "" : "s", (unsigned long long)rec.first_seq,
              (unsigned long long)rec.last_seq);
     return j;
+}
+
+/* Every instance's cursor from the store: renamed instances first take
+ * over their old cursors, then each resumes, then whatever else has a
+ * cursor is an orphan that retention keeps records for. */
+static int s_attach_cursors(const evb_config_t *cfg, s_state_t *st,
+                            evb_router_t *router)
+{
+    char err[512];
+    uint64_t end = evb_journal_written_seq(router->journal);
+    router->cursors = evb_cursors_open(
+        cfg->journal_dir, evb_journal_first_seq(router->journal), end, err,
+        sizeof err);
+    if (!router->cursors) {
+        evb_error("%s", err);
+        return -1;
+    }
+    for (size_t i = 0; i < st->n_instances; i++) {
+        const evb_instance_conf_t *ic = st->instances[i]->conf;
+        if (ic->rename_from &&
+            evb_cursors_adopt(router->cursors, ic->rename_from, ic->name) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < st->n_instances; i++)
+        if (evb_instance_attach(st->instances[i], router->journal,
+                                router->cursors) < 0)
+            return -1;
+    evb_cursors_find_orphans(router->cursors, end);
+    return 0;
 }
 
 /* The ids accepted within the dedupe window, read back from the journal. */
@@ -366,13 +396,9 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    char cursors[4096];
-    snprintf(cursors, sizeof cursors, "%s/cursors", cfg->journal_dir);
-    for (size_t i = 0; i < st.n_instances; i++) {
-        if (evb_instance_attach(st.instances[i], router.journal, cursors) < 0) {
-            rc = 1;
-            goto out_journal;
-        }
+    if (s_attach_cursors(cfg, &st, &router) < 0) {
+        rc = 1;
+        goto out_journal;
     }
     if (cfg->dedupe_window_ms > 0 &&
         !(router.dedupe = s_rebuild_dedupe(cfg, router.journal))) {
@@ -436,6 +462,7 @@ out_journal:
     s_release(&st);
     evb_commit_stop(&router.commit);
     evb_dedupe_destroy(&router.dedupe);
+    evb_cursors_close(&router.cursors);
     evb_journal_close(&router.journal);
     if (rc == 0)
         evb_info("stopped");

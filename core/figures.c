@@ -218,6 +218,10 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
         "Journal records deleted (retention limits, corruption) before the "
         "instance read them",
         EVBUS_FIGURE_COUNTER, x->st.lost);
+    ONE("evbus_instance_cursor_recoveries_total",
+        "Times the instance's saved cursor was unusable at start (damaged, "
+        "missing, impossible) and it resumed from a safe point before it",
+        EVBUS_FIGURE_COUNTER, x->st.cursor_recovered);
     for (s_inst_t *x = all; x < all + n; x++) {
         static const char *const states[] = {"queued", "retrying", "in_flight"};
         uint64_t v[] = {x->st.queued, x->st.retrying, x->st.in_flight};
@@ -305,6 +309,17 @@ size_t evb_figures_visit(evbus_figure_fn fn, void *ctx)
               "started (every intact record around them is kept)",
               EVBUS_FIGURE_COUNTER, none,
               (double)evb_read(&evb_stats.journal_lost));
+        size_t orphans = 0;
+        char name[80];
+        uint64_t c;
+        while (s_router->cursors &&
+               evb_cursors_orphan(s_router->cursors, orphans, name,
+                                  sizeof name, &c) == 0)
+            orphans++;
+        s_put(&o, "evbus_journal_orphaned_cursors",
+              "Cursors of instances no longer configured: retention keeps "
+              "the records they have not read (evbusctl drop-cursor)",
+              EVBUS_FIGURE_GAUGE, none, (double)orphans);
         s_put(&o, "evbus_journal_written_seq",
               "Sequence number of the last record written to the journal",
               EVBUS_FIGURE_GAUGE, none,

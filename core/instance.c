@@ -359,40 +359,18 @@ uint64_t evb_instance_cursor(evb_instance_t *inst)
     return c;
 }
 
-/* Write the cursor file (write a temporary, sync it, rename over). */
+/* Save the cursor through the store (cursors.h). */
 static void s_save_cursor(evb_instance_t *inst, uint64_t cursor)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", inst->cursor_path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    char line[32];
-    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)cursor);
-    int ok = fd >= 0 && write(fd, line, (size_t)n) == n && fdatasync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (!ok || rename(tmp, inst->cursor_path) < 0) {
+    char err[4200];
+    if (evb_cursors_save(inst->cursors, inst->name, cursor, err, sizeof err) <
+        0) {
         evb_log_limited(&inst->rl_overflow, EVBUS_LOG_ERROR, inst->name,
-                        "cannot save the cursor to %s: %s (events may be "
-                        "delivered again after a restart)",
-                        inst->cursor_path, strerror(errno));
-        unlink(tmp);
+                        "%s (events may be delivered again after a restart)",
+                        err);
         return;
     }
     inst->saved_cursor = cursor;
-}
-
-static int s_load_cursor(const char *path, uint64_t *cursor)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    unsigned long long v;
-    int ok = fscanf(f, "%llu", &v) == 1;
-    fclose(f);
-    if (!ok)
-        return -1;
-    *cursor = v;
-    return 0;
 }
 
 /* ------------------------------------------------------- catching up */
@@ -522,7 +500,7 @@ static void s_wait_until(evb_instance_t *inst, int64_t until_mono)
 /* Save a cursor that moved, at most every CURSOR_SAVE_MS. Lock held. */
 static void s_maybe_save(evb_instance_t *inst, int64_t now, int force)
 {
-    if (!inst->cursor_path ||
+    if (!inst->cursors ||
         (!force && now - inst->last_save_mono < CURSOR_SAVE_MS))
         return;
     inst->last_save_mono = now;
@@ -651,7 +629,7 @@ static void *s_worker(void *arg)
             until = inst->last_tick_mono + interval;
         if (inst->stopping == 1 && inst->deadline_mono < until)
             until = inst->deadline_mono;
-        if (inst->cursor_path && now + CURSOR_SAVE_MS < until)
+        if (inst->cursors && now + CURSOR_SAVE_MS < until)
             until = now + CURSOR_SAVE_MS;
         if (inst->journal && !inst->live && now + 20 < until)
             until = now + 20; /* behind: look at the journal again soon */
@@ -666,9 +644,7 @@ static void *s_worker(void *arg)
 
 evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
                                  evb_plugin_t *plugin, const char *config_file,
-                                 const char *dead_letter_dir,
-                                 evb_journal_t *journal,
-                                 const char *cursor_dir)
+                                 const char *dead_letter_dir)
 {
     evb_instance_t *inst = calloc(1, sizeof *inst);
     if (!inst)
@@ -732,8 +708,6 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
         goto fail;
 
     inst->live = 1;
-    if (journal && evb_instance_attach(inst, journal, cursor_dir) < 0)
-        goto fail;
     return inst;
 fail:
     evb_instance_destroy(&inst);
@@ -741,41 +715,24 @@ fail:
 }
 
 int evb_instance_attach(evb_instance_t *inst, evb_journal_t *journal,
-                        const char *cursor_dir)
+                        evb_cursors_t *cursors)
 {
-    free(inst->cursor_path);
-    if (asprintf(&inst->cursor_path, "%s/%s.cursor", cursor_dir,
-                 inst->name) < 0) {
-        inst->cursor_path = NULL;
-        return -1;
-    }
-    if (mkdir(cursor_dir, 0750) < 0 && errno != EEXIST) {
-        evb_log(EVBUS_LOG_ERROR, inst->name, "cannot create %s: %s",
-                cursor_dir, strerror(errno));
-        return -1;
-    }
     inst->journal = journal;
-    uint64_t cursor;
-    if (s_load_cursor(inst->cursor_path, &cursor) == 0) {
-        uint64_t end = evb_journal_written_seq(journal);
-        if (cursor > end) { /* saved before a tail was lost: see above */
-            evb_log(EVBUS_LOG_WARN, inst->name,
-                    "cursor %llu is past the journal's end %llu; resuming "
-                    "from the end",
-                    (unsigned long long)cursor, (unsigned long long)end);
-            cursor = end;
-        }
+    inst->cursors = cursors;
+    uint64_t cursor = 0;
+    evb_cursor_origin_t origin = evb_cursors_load(
+        cursors, inst->name, inst->conf->start_oldest, &cursor);
+    inst->saved_cursor = cursor;
+    if (origin == EVB_CURSOR_RECOVERED)
+        atomic_fetch_add(&inst->n_cursor_recovered, 1);
+    if (cursor >= evb_journal_written_seq(journal)) {
+        /* nothing to catch up on: live from the end */
+        inst->live = 1;
+        atomic_store(&inst->seen_seq, cursor);
+    } else {
         /* resume: everything after the cursor comes from the journal */
         inst->live = 0;
-        inst->saved_cursor = cursor;
         inst->catchup_from = cursor + 1;
-    } else {
-        /* a new instance starts at the end of the journal */
-        uint64_t end = evb_journal_written_seq(journal);
-        inst->live = 1;
-        atomic_store(&inst->seen_seq, end);
-        inst->saved_cursor = end;
-        s_save_cursor(inst, end);
     }
     return 0;
 }
@@ -1043,7 +1000,7 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
                 "plugin %s still held %d attempt%s after shutdown(); their "
                 "outcome is unknown",
                 inst->plugin->desc.name, pending, pending == 1 ? "" : "s");
-    if (inst->cursor_path) {
+    if (inst->cursors) {
         pthread_mutex_lock(&inst->lock);
         s_maybe_save(inst, evb_mono_ms(), 1);
         pthread_mutex_unlock(&inst->lock);
@@ -1080,7 +1037,6 @@ void evb_instance_destroy(evb_instance_t **self)
     evb_journal_reader_destroy(&inst->reader);
     free(inst->slots);
     free(inst->heap);
-    free(inst->cursor_path);
     evb_options_clear(&inst->options);
     evb_deadletter_destroy(&inst->dead);
     pthread_cond_destroy(&inst->wake);
@@ -1099,6 +1055,7 @@ void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out)
         out->dead_lettered += out->dead_by[c] = atomic_load(&inst->n_dead[c]);
     out->overflow = atomic_load(&inst->n_overflow);
     out->lost = atomic_load(&inst->n_lost);
+    out->cursor_recovered = atomic_load(&inst->n_cursor_recovered);
     pthread_mutex_lock(&inst->lock);
     out->queued = inst->tail - inst->next;
     out->retrying = inst->heap_count;

@@ -38,6 +38,7 @@
 #include <evbus/plugin.h>
 
 #include "config.h"
+#include "cursors.h"
 #include "deadletter.h"
 #include "event.h"
 #include "journal.h"
@@ -86,6 +87,8 @@ typedef struct evb_instance_stats {
                                went to read the journal */
     uint64_t lost;          /* journal records deleted (retention limits or
                                corruption) before this instance read them */
+    uint64_t cursor_recovered; /* its saved cursor was unusable at start and
+                                  it resumed from a safe point (0 or 1) */
     uint64_t queued;        /* waiting for a first attempt */
     uint64_t retrying;      /* waiting for a retry */
     uint64_t in_flight;     /* attempts under way */
@@ -164,7 +167,7 @@ struct evbus_instance {
 
     /* the journal side (all NULL/0 without a journal) */
     evb_journal_t *journal;
-    char *cursor_path;
+    evb_cursors_t *cursors;
     int live;                 /* ingest pushes into the window */
     int ordered;              /* ordering = "accepted" (resolved) */
     uint64_t skipped_upto;    /* newest seq ingest skipped while !live */
@@ -183,7 +186,7 @@ struct evbus_instance {
     uint64_t stage_seen; /* newest seq ingest routed, staged or passed */
 
     atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_overflow,
-        n_lost;
+        n_lost, n_cursor_recovered;
     atomic_uint_fast64_t n_dead[EVB_DEAD__COUNT];
     evb_hist_t h_attempt;  /* deliver() to outcome, every attempt */
     evb_hist_t h_delivery; /* accepted to delivered (outcome OK) */
@@ -193,18 +196,16 @@ struct evbus_instance {
 };
 
 /* Resolve the instance's options against its plugin's schema (errors are
- * reported with file, line and setting) and prepare its window. With a
- * journal, the cursor is read from <cursor_dir>/<name>.cursor. */
+ * reported with file, line and setting) and prepare its window. */
 evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
                                  evb_plugin_t *plugin, const char *config_file,
-                                 const char *dead_letter_dir,
-                                 evb_journal_t *journal,
-                                 const char *cursor_dir);
-/* Give an instance created without a journal its journal and cursor
- * (read from <cursor_dir>/<name>.cursor; a new instance starts at the
- * journal's end). Before start. 0 or -1 (logged). */
+                                 const char *dead_letter_dir);
+/* Give the instance its journal and its cursor from the store (a new
+ * instance starts at the journal's end, or its oldest record with
+ * start_at = "oldest"; a cursor that was unusable resumes from a safe
+ * point: cursors.h). Before start. 0 or -1 (logged). */
 int evb_instance_attach(evb_instance_t *inst, evb_journal_t *journal,
-                        const char *cursor_dir);
+                        evb_cursors_t *cursors);
 /* The plugin's validate(), if it has one. 0 or -1. */
 int evb_instance_validate(evb_instance_t *inst);
 /* The plugin's init(), then the workers. 0 or -1 (logged). */

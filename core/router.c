@@ -130,6 +130,18 @@ int evb_router_healthy(evb_router_t *r, char *why, size_t whysz)
     return ok;
 }
 
+/* Retention's size or age limit deleted records a cursor had not reached:
+ * say which (the instance's reader counts them when it gets there). */
+static void s_forced_loss(const char *name, uint64_t cursor, uint64_t first)
+{
+    if (first && cursor + 1 < first)
+        evb_log(EVBUS_LOG_WARN, name,
+                "journal retention (max_size/max_age) deleted records "
+                "%llu..%llu before this instance read them",
+                (unsigned long long)(cursor + 1),
+                (unsigned long long)(first - 1));
+}
+
 void evb_router_housekeeping(evb_router_t *r)
 {
     if (!r->journal)
@@ -149,27 +161,32 @@ void evb_router_housekeeping(evb_router_t *r)
         return;
     }
 
-    /* retention: nothing every instance still needs is kept for them */
+    /* retention: what any instance, or the cursor of one no longer
+     * configured (an orphan), still needs is kept */
     uint64_t keep_from = evb_journal_written_seq(r->journal) + 1;
     for (size_t i = 0; i < r->n_instances; i++) {
         uint64_t c = evb_instance_cursor(r->instances[i]) + 1;
         if (c < keep_from)
             keep_from = c;
     }
+    uint64_t orphans = r->cursors ? evb_cursors_orphan_min(r->cursors) : UINT64_MAX;
+    if (orphans != UINT64_MAX && orphans + 1 < keep_from)
+        keep_from = orphans + 1;
     uint64_t forced = 0;
     int deleted = evb_journal_retain(r->journal, keep_from, r->max_bytes,
                                      r->max_age_ms, evb_now_ms(), &forced);
     if (deleted > 0 && forced) {
         uint64_t first = evb_journal_first_seq(r->journal);
-        for (size_t i = 0; i < r->n_instances; i++) {
-            uint64_t c = evb_instance_cursor(r->instances[i]);
-            if (first && c + 1 < first)
-                evb_log(EVBUS_LOG_WARN, r->instances[i]->name,
-                        "journal retention (max_size/max_age) deleted "
-                        "records %llu..%llu before this instance read them",
-                        (unsigned long long)(c + 1),
-                        (unsigned long long)(first - 1));
-        }
+        for (size_t i = 0; i < r->n_instances; i++)
+            s_forced_loss(r->instances[i]->name,
+                          evb_instance_cursor(r->instances[i]), first);
+        char name[80];
+        uint64_t c;
+        for (size_t i = 0; r->cursors &&
+                           evb_cursors_orphan(r->cursors, i, name, sizeof name,
+                                              &c) == 0;
+             i++)
+            s_forced_loss(name, c, first);
     }
 }
 

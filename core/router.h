@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "commit.h"
+#include "cursors.h"
 #include "dedupe.h"
 #include "event.h"
 #include "instance.h"
@@ -29,6 +30,7 @@ typedef struct evb_router {
     size_t n_instances;
     uint64_t next_seq;   /* without a journal (tests) */
     evb_journal_t *journal;
+    evb_cursors_t *cursors; /* with a journal: every instance's cursor */
     evb_dedupe_t *dedupe; /* NULL: no duplicate suppression */
     evb_commit_t *commit;
     int64_t max_bytes;    /* journal retention limits, 0 = none */

@@ -1,5 +1,5 @@
 /* evbusctl: ask a running evbusd about its journal and instances, list dead
- * letters, replay them. Talks to the broker's control socket (REQ/REP, see
+ * letters, replay them, drop an orphaned cursor. Talks to the broker's control socket (REQ/REP, see
  * core/control.h and docs/durability.md). */
 #include <getopt.h>
 #include <stdio.h>
@@ -28,6 +28,12 @@ static void s_usage(FILE *out)
             "INSTANCE:\n"
             "                               all | id=ID | type=PATTERN "
             "(e.g. type='task.*')\n"
+            "  drop-cursor NAME             forget the cursor of an instance "
+            "no longer\n"
+            "                               configured (status lists them "
+            "as orphans):\n"
+            "                               retention stops keeping its "
+            "unread records\n"
             "\n"
             "Options:\n"
             "  -e, --endpoint URL  the broker's control.endpoint (default "

@@ -99,6 +99,85 @@ def envelope(type_, **attrs):
     return msgpack.packb(env, use_bin_type=True)
 
 
+# ---- the journal's files (docs/durability.md, "On disk"), read and damaged
+# by the tests the way an operator or a disk would
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def cursor_line(name, seq):
+    """A cursor file's content as evbusd writes it (format 2)."""
+    head = "evbus-cursor 2 %s %d " % (name, seq)
+    return "%s%08x\n" % (head, crc32c(head.encode()))
+
+
+def read_cursor(path):
+    """The seq in a cursor file of format 2 (checksum checked)."""
+    with open(path) as f:
+        line = f.read()
+    head, _, crc = line.rstrip("\n").rpartition(" ")
+    assert line.startswith("evbus-cursor 2 "), line
+    assert int(crc, 16) == crc32c((head + " ").encode()), "bad checksum: " + line
+    return int(head.split()[3])
+
+
+def journal_segments(journal_dir):
+    return sorted(os.path.join(journal_dir, f) for f in os.listdir(journal_dir)
+                  if f.startswith("seg-") and f.endswith(".evj"))
+
+
+def journal_records(journal_dir):
+    """Every record of every segment, in order: dicts with path, off (of the
+    record), size (bytes, prefix included), seq, kind and id (the event's,
+    None when the envelope has none)."""
+    out = []
+    for path in journal_segments(journal_dir):
+        with open(path, "rb") as f:
+            b = f.read()
+        off = 32
+        while off + 8 <= len(b):
+            length = int.from_bytes(b[off:off + 4], "little")
+            if length < 24 or off + 8 + length > len(b):
+                break
+            seq = int.from_bytes(b[off + 8:off + 16], "little")
+            kind = int.from_bytes(b[off + 24:off + 26], "little")
+            tlen = int.from_bytes(b[off + 26:off + 28], "little")
+            data = b[off + 32 + tlen:off + 8 + length]
+            try:
+                id_ = msgpack.unpackb(data, raw=False).get("id")
+            except Exception:
+                id_ = None
+            out.append({"path": path, "off": off, "size": 8 + length, "seq": seq,
+                        "kind": kind, "id": id_})
+            off += 8 + length
+    return out
+
+
+def flip_bit(path, offset, bit=0):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ (1 << bit)]))
+
+
 class Broker:
     """evbusd with a generated config in a private directory.
 

@@ -354,8 +354,7 @@ class DurabilityTest(evbtest.TestCase):
         wait_for(lambda: len(b.output()) == 20, what="20 events delivered")
         self.assertEqual(b.stop(), 0)
         cursor = b.path("journal/cursors/all.cursor")
-        with open(cursor) as f:
-            self.assertEqual(f.read().strip(), "20")
+        self.assertEqual(evbtest.read_cursor(cursor), 20)
         # up and idle for several cursor-save periods, then killed: the
         # cursor must still say 20, so the next start redelivers nothing
         b.start()
@@ -363,8 +362,7 @@ class DurabilityTest(evbtest.TestCase):
         b.proc.kill()
         b.proc.wait()
         b.proc = None
-        with open(cursor) as f:
-            self.assertEqual(f.read().strip(), "20")
+        self.assertEqual(evbtest.read_cursor(cursor), 20)
         b.start()
         self.assertEqual(b.ack_publish([b"task.completed", envelope("task.completed", id="c20")])[0],
                          "ACCEPTED")

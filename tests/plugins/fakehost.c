@@ -413,8 +413,7 @@ fakehost_t *fakehost_new(const evbus_plugin_t *desc, const char *options)
         fh->conf.options = config_lookup(&fh->cfg, "options");
     }
     fh->inst = evb_instance_new(&fh->conf, &fh->plugin, CONFIG_FILE,
-                                "/tmp/fakehost-dead-letters-unused", NULL,
-                                NULL);
+                                "/tmp/fakehost-dead-letters-unused");
     return fh;
 
 fail:

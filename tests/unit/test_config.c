@@ -394,7 +394,7 @@ static void test_unknown_instance_key_names_line_and_known_keys(void)
     CU_ASSERT_TRUE(s_logged(
         "%s:5: instances[0].queue_szie: unknown setting \"queue_szie\" "
         "(known: name, plugin, topics, filter, queue_size, workers, "
-        "max_in_flight, retry, options, ordering)",
+        "max_in_flight, retry, options, ordering, start_at, rename_from)",
         s_conf));
 }
 

@@ -186,8 +186,7 @@ static void fx_open(fixture_t *fx, const char *name, int queue_size,
     fx->conf.retry = retry;
     fx->conf.sub.patterns = s_all;
     fx->conf.sub.n_patterns = 1;
-    fx->inst = evb_instance_new(&fx->conf, &fx->plugin, "test.conf", fx->dir,
-                                NULL, NULL);
+    fx->inst = evb_instance_new(&fx->conf, &fx->plugin, "test.conf", fx->dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fx->inst);
     CU_ASSERT_EQUAL_FATAL(evb_instance_start(fx->inst), 0);
 }
@@ -306,8 +305,7 @@ static void test_ordering_defaults_from_the_plugin_flag(void)
         fx.conf.ordered = cases[i].configured;
         fx.conf.sub.patterns = s_all;
         fx.conf.sub.n_patterns = 1;
-        fx.inst = evb_instance_new(&fx.conf, &fx.plugin, "test.conf", fx.dir,
-                                   NULL, NULL);
+        fx.inst = evb_instance_new(&fx.conf, &fx.plugin, "test.conf", fx.dir);
         CU_ASSERT_PTR_NOT_NULL_FATAL(fx.inst);
         CU_ASSERT_EQUAL(fx.inst->ordered, cases[i].want);
         fx_close(&fx);

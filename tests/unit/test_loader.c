@@ -183,7 +183,7 @@ static void test_plugin_built_against_frozen_1_0_header_works(void)
     ic.sub.n_patterns = 1;
 
     evb_instance_t *inst =
-        evb_instance_new(&ic, pl, "test.conf", dir, NULL, NULL);
+        evb_instance_new(&ic, pl, "test.conf", dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(inst);
     CU_ASSERT_EQUAL_FATAL(evb_instance_start(inst), 0);
     evb_event_t *evs[3] = {s_event("task.completed", "e1", "plain"),
