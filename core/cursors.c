@@ -417,6 +417,8 @@ void evb_cursors_close(evb_cursors_t **self)
 
 /* ------------------------------------------------------------- resolve */
 
+static int s_reset(evb_cursors_t *c, const char *name, uint64_t cursor);
+
 /* The oldest record's predecessor: resuming after it delivers every
  * record the journal still holds. */
 static uint64_t s_oldest(const evb_cursors_t *c)
@@ -498,14 +500,27 @@ evb_cursor_origin_t evb_cursors_load(evb_cursors_t *c, const char *name,
         s_write_manifest(c);
     /* a new or recovered cursor is on disk before anything is delivered,
      * and a format-1 cursor is rewritten in this format */
-    char err[PATH_MAX + 64];
-    if ((origin != EVB_CURSOR_SAVED || c->legacy_ok) &&
-        evb_cursors_save(c, name, *cursor, err, sizeof err) < 0)
-        evb_log(EVBUS_LOG_ERROR, name, "%s", err);
+    if (origin != EVB_CURSOR_SAVED || c->legacy_ok)
+        s_reset(c, name, *cursor);
     return origin;
 }
 
 /* ---------------------------------------------------------------- save */
+
+/* Save a cursor that is not a step forward from the saved one (new,
+ * recovered, taken over): the file it replaces is not kept as .prev, which
+ * could then lie ahead of it. */
+static int s_reset(evb_cursors_t *c, const char *name, uint64_t cursor)
+{
+    char err[PATH_MAX + 64], prev[PATH_MAX];
+    if (evb_cursors_save(c, name, cursor, err, sizeof err) < 0) {
+        evb_log(EVBUS_LOG_ERROR, name, "%s", err);
+        return -1;
+    }
+    s_path(c, name, ".prev", prev, sizeof prev);
+    unlink(prev);
+    return 0;
+}
 
 int evb_cursors_save(evb_cursors_t *c, const char *name, uint64_t cursor,
                      char *err, size_t errsz)
@@ -559,16 +574,14 @@ int evb_cursors_adopt(evb_cursors_t *c, const char *from, const char *to)
         return 0;
     uint64_t v, own;
     s_resolve(c, from, 1, 0, &v);
-    char path[PATH_MAX], why[160], err[PATH_MAX + 64];
+    char path[PATH_MAX], why[160];
     s_path(c, to, ".cursor", path, sizeof path);
     int had = s_read_cursor(c, path, to, &own, why, sizeof why) == S_READ_OK &&
               own <= c->end;
     if (had && own < v)
         v = own;
-    if (evb_cursors_save(c, to, v, err, sizeof err) < 0) {
-        evb_log(EVBUS_LOG_ERROR, to, "rename_from \"%s\": %s", from, err);
+    if (s_reset(c, to, v) < 0)
         return -1;
-    }
     if (!s_find(c, to) && !s_add(c, to, strlen(to)))
         return -1;
     s_remove(c, s_find(c, from));
@@ -590,10 +603,8 @@ size_t evb_cursors_find_orphans(evb_cursors_t *c, uint64_t end)
         if (e->state == S_LOADED)
             continue;
         uint64_t v;
-        char err[PATH_MAX + 64];
-        if (s_resolve(c, e->name, 1, 0, &v) != EVB_CURSOR_SAVED &&
-            evb_cursors_save(c, e->name, v, err, sizeof err) < 0)
-            evb_log(EVBUS_LOG_ERROR, e->name, "%s", err);
+        if (s_resolve(c, e->name, 1, 0, &v) != EVB_CURSOR_SAVED || c->legacy_ok)
+            s_reset(c, e->name, v);
         pthread_mutex_lock(&c->lock);
         e->cursor = v;
         e->state = S_ORPHAN;
