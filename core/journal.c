@@ -703,7 +703,7 @@ typedef struct s_damage {
 typedef struct s_scan {
     uint64_t last;     /* newest valid seq so far, across segments */
     uint64_t dups;     /* records at or below last, left by a repair */
-    uint64_t tail_seq; /* the seq a damaged (not torn) tail names, or 0 */
+    uint64_t tail_seq; /* the seq a damaged or cut-short tail names, or 0 */
     s_window_t w;
     s_damage_t damage;
     int reported; /* lost stretches logged */
@@ -897,22 +897,23 @@ static int s_cut_newest(s_seg_t *s, int fd, int64_t off, int64_t fsize,
     return 0;
 }
 
-/* The newest segment ends in a record that is complete but damaged (not
- * a torn write): when the seq it names is the one due next, that seq is
- * reported lost and never given out again. */
+/* The newest segment ends in a damaged or cut-short record: when the seq
+ * it names can be read and is the one due next, that seq is reported lost
+ * and never given out again (it may have been acknowledged, or delivered
+ * and passed by a cursor). */
 static void s_damaged_tail(s_scan_t *sc, const s_seg_t *s, int fd, int64_t off,
                            int64_t fsize, evb_journal_recovery_t *rec)
 {
     const unsigned char *p;
-    if (fsize - off < S_PREFIX + S_FIXED ||
-        s_window_get(&sc->w, fd, off, S_PREFIX + S_FIXED, fsize, &p) <= 0)
+    if (fsize - off < S_PREFIX + 8 ||
+        s_window_get(&sc->w, fd, off, S_PREFIX + 8, fsize, &p) <= 0)
         return;
     uint64_t seq = s_get64(p + 8);
     if (seq != s_due(sc, s))
         return;
     char where[PATH_MAX + 160];
     snprintf(where, sizeof where,
-             "damaged record at the end of %s, offset "
+             "damaged or cut-short record at the end of %s, offset "
              "%lld (%s)",
              s->path, (long long)off, sc->why);
     s_report_lost(sc, rec, seq, seq, where);
@@ -981,8 +982,7 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *s, int fd, int64_t fsize,
         return 0;
     /* a bad tail: no intact record after off */
     if (newest) {
-        if (!torn)
-            s_damaged_tail(sc, s, fd, off, fsize, rec);
+        s_damaged_tail(sc, s, fd, off, fsize, rec);
         return s_cut_newest(s, fd, off, fsize, sc, rec);
     }
     if (s_add_skip(s, off, fsize) < 0) {
