@@ -408,6 +408,35 @@ class MetricsTest(evbtest.TestCase):
             self.assertTrue(name in names, "a documented query names %s" % name)
         self.assertEqual(b.stop(), 0)
 
+    def test_journal_damage_cursor_recoveries_and_orphans_are_figures(self):
+        port = evbtest.free_port()
+        b = self.make_broker(instances=lambda b: ",\n".join([
+            b.file_instance("kept", ["**"]), b.file_instance("gone", ["**"]),
+            metrics_instance(port)]))
+        b.start()
+        for i in range(10):
+            self.publish_acked(b, "f%d" % i)
+        wait_for(lambda: len(b.output("gone")) == 10, what="deliveries")
+        self.assertEqual(b.stop(), 0)
+        # damage: a record in the middle, kept's cursor; "gone" leaves
+        recs = evbtest.journal_records(b.path("journal"))
+        evbtest.flip_bit(recs[4]["path"], recs[4]["off"] + 40)
+        with open(b.path("journal/cursors/kept.cursor"), "w") as f:
+            f.write("junk")
+        with open(b.config) as f:
+            text = f.read()
+        with open(b.config, "w") as f:
+            f.write(text.replace(b.file_instance("gone", ["**"]) + ",\n", ""))
+        b.start()
+        _, samples = self.scrape(port)
+        self.assertEqual(self.value(samples, "evbus_journal_lost_records_total"), 1)
+        self.assertEqual(self.value(samples, "evbus_journal_orphaned_cursors"), 1)
+        self.assertEqual(self.value(samples, "evbus_instance_cursor_recoveries_total",
+                                    instance="kept"), 1)
+        self.assertEqual(self.value(samples, "evbus_instance_cursor_recoveries_total",
+                                    instance="metrics"), 0)
+        self.assertEqual(b.stop(), 0)
+
     def test_a_port_in_use_is_a_clear_start_error(self):
         taken = socket.socket()
         taken.bind(("127.0.0.1", 0))
