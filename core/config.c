@@ -538,23 +538,28 @@ static int s_endpoint(const config_setting_t *g, const char *name, char **out)
 /* ------------------------------------------------------------ sections */
 
 static const char *const s_root_keys[] = {
-    "log_level", "plugin_dir", "dead_letter_dir", "shutdown_timeout",
-    "ingress",   "egress",     "instances",       "journal",
-    "control",   NULL};
-static const char *const s_journal_keys[] = {
-    "dir",      "segment_size", "commit_interval", "commit_batch",
-    "sync_interval", "max_size", "max_age", "dedupe_window",
-    "dedupe_max_ids", NULL};
+    "log_level", "plugin_dir", "dead_letter_dir", "shutdown_timeout", "ingress",
+    "egress",    "instances",  "journal",         "control",          NULL};
+static const char *const s_journal_keys[] = {"dir",
+                                             "segment_size",
+                                             "commit_interval",
+                                             "commit_batch",
+                                             "sync_interval",
+                                             "max_size",
+                                             "max_age",
+                                             "dedupe_window",
+                                             "dedupe_max_ids",
+                                             NULL};
 static const char *const s_control_keys[] = {"endpoint", NULL};
 static const char *const s_ingress_keys[] = {
-    "pub",       "ack",          "rcvhwm", "ack_sndhwm", "max_message_size",
+    "pub",       "ack",          "rcvhwm",    "ack_sndhwm", "max_message_size",
     "max_depth", "max_attr_len", "max_types", NULL};
 static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
                                             NULL};
 static const char *const s_instance_keys[] = {
-    "name",     "plugin",   "topics",      "filter",
-    "queue_size", "workers", "max_in_flight", "retry",
-    "options",  "ordering", "start_at",    "rename_from", NULL};
+    "name",     "plugin",        "topics", "filter",  "queue_size",
+    "workers",  "max_in_flight", "retry",  "options", "ordering",
+    "start_at", "rename_from",   NULL};
 static const char *const s_retry_keys[] = {"max_attempts", "initial_delay",
                                            "max_delay", "max_age", NULL};
 
@@ -574,12 +579,12 @@ static int s_choice(const config_setting_t *g, const char *name,
         char want[256] = "", got[128];
         size_t used = 0;
         for (int i = 0; choices[i]; i++)
-            used += (size_t)snprintf(want + used, sizeof want - used,
-                                     "%s\"%s\"",
-                                     i == 0            ? ""
-                                     : choices[i + 1] ? ", "
-                                                      : " or ",
-                                     choices[i]);
+            used +=
+                (size_t)snprintf(want + used, sizeof want - used, "%s\"%s\"",
+                                 i == 0           ? ""
+                                 : choices[i + 1] ? ", "
+                                                  : " or ",
+                                 choices[i]);
         s_quote(v, got, sizeof got);
         s_err(config_setting_get_member(g, name), "expected %s, got %s", want,
               got);

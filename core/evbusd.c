@@ -124,8 +124,8 @@ static int s_prepare(const evb_config_t *cfg, s_state_t *st)
             }
             st->plugins[st->n_plugins++] = pl;
         }
-        evb_instance_t *inst = evb_instance_new(
-            ic, pl, ic->file, cfg->dead_letter_dir);
+        evb_instance_t *inst =
+            evb_instance_new(ic, pl, ic->file, cfg->dead_letter_dir);
         if (!inst) {
             failed = 1;
             continue;
@@ -172,8 +172,13 @@ static void s_print_check(const evb_config_t *cfg, const s_state_t *st)
                inst->plugin->path);
         for (size_t k = 0; k < ic->sub.n_patterns; k++)
             printf(" %s", ic->sub.patterns[k]);
-        printf(", queue_size %d, workers %d, ordering %s\n", ic->queue_size,
-               inst->workers, inst->ordered ? "accepted" : "none");
+        printf(", queue_size %d, workers %d, ordering %s, start_at %s",
+               ic->queue_size, inst->workers,
+               inst->ordered ? "accepted" : "none",
+               ic->start_oldest ? "oldest" : "end");
+        if (ic->rename_from)
+            printf(", rename_from %s", ic->rename_from);
+        printf("\n");
         char *dump = evb_options_dump(&inst->options);
         if (dump) {
             for (char *line = strtok(dump, "\n"); line;
@@ -254,9 +259,9 @@ static int s_attach_cursors(const evb_config_t *cfg, s_state_t *st,
 {
     char err[512];
     uint64_t end = evb_journal_written_seq(router->journal);
-    router->cursors = evb_cursors_open(
-        cfg->journal_dir, evb_journal_first_seq(router->journal), end, err,
-        sizeof err);
+    router->cursors = evb_cursors_open(cfg->journal_dir,
+                                       evb_journal_first_seq(router->journal),
+                                       end, err, sizeof err);
     if (!router->cursors) {
         evb_error("%s", err);
         return -1;

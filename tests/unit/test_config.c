@@ -324,13 +324,13 @@ static void test_journal_errors_name_the_setting(void)
                                &errors);
     CU_ASSERT_PTR_NULL(cfg);
     CU_ASSERT_EQUAL(errors, 3);
-    CU_ASSERT_TRUE(s_logged("%s:1: journal.dir: expected a non-empty string",
-                            s_conf));
+    CU_ASSERT_TRUE(
+        s_logged("%s:1: journal.dir: expected a non-empty string", s_conf));
     CU_ASSERT_TRUE(s_logged("%s:2: journal.commit_interval: expected at most "
                             "1s",
                             s_conf));
-    CU_ASSERT_TRUE(s_logged("%s:3: journal.fsync: unknown setting \"fsync\"",
-                            s_conf));
+    CU_ASSERT_TRUE(
+        s_logged("%s:3: journal.fsync: unknown setting \"fsync\"", s_conf));
 }
 
 static void test_instance_ordering_is_accepted_or_none(void)
@@ -352,6 +352,60 @@ static void test_instance_ordering_is_accepted_or_none(void)
                             s_conf));
 }
 
+static void test_instance_start_at_is_end_or_oldest(void)
+{
+    int errors = -1;
+    evb_config_t *cfg = s_load_instance("    start_at = \"oldest\";", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->instances[0].start_oldest, 1);
+    evb_config_destroy(&cfg);
+    cfg = s_load_instance("", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->instances[0].start_oldest, 0);
+    evb_config_destroy(&cfg);
+    cfg = s_load_instance("    start_at = \"beginning\";", &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_TRUE(s_logged("%s:5: instances[0].start_at: expected \"end\" "
+                            "or \"oldest\", got \"beginning\"",
+                            s_conf));
+}
+
+static void test_rename_from_names_an_instance_that_is_gone(void)
+{
+    int errors = -1;
+    evb_config_t *cfg =
+        s_load_instance("    rename_from = \"old-a\";", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->instances[0].rename_from, "old-a");
+    evb_config_destroy(&cfg);
+    cfg = s_load_instance("    rename_from = \"a\";", &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_TRUE(s_logged("%s:5: instances[0].rename_from: \"a\" is this "
+                            "instance's own name",
+                            s_conf));
+    cfg = s_load_instance("    rename_from = \"no/slash\";", &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_TRUE(s_logged("%s:5: instances[0].rename_from: expected the "
+                            "old name of this instance",
+                            s_conf));
+    cfg =
+        s_load("instances = (\n"
+               "  { name = \"a\"; plugin = \"file\"; },\n"
+               "  { name = \"b\"; plugin = \"file\"; rename_from = \"a\"; },\n"
+               "  { name = \"c\"; plugin = \"file\"; rename_from = \"x\"; },\n"
+               "  { name = \"d\"; plugin = \"file\"; rename_from = \"x\"; }\n"
+               ");\n",
+               &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL(errors, 2);
+    CU_ASSERT_TRUE(s_logged("%s:3: instances[1].rename_from: instance \"a\" "
+                            "is still configured (instances[0] at %s:2)",
+                            s_conf, s_conf));
+    CU_ASSERT_TRUE(s_logged("%s:5: instances[3].rename_from: \"x\" is also "
+                            "taken over by instances[2] at %s:4",
+                            s_conf, s_conf));
+}
+
 static void test_unknown_egress_key_names_line_and_known_keys(void)
 {
     int errors = 0;
@@ -367,8 +421,8 @@ static void test_unknown_egress_key_names_line_and_known_keys(void)
 static void test_egress_slow_subscriber_policy_is_skip_or_drop(void)
 {
     int errors = -1;
-    evb_config_t *cfg = s_load("egress = { slow_subscriber = \"drop\"; };\n",
-                               &errors);
+    evb_config_t *cfg =
+        s_load("egress = { slow_subscriber = \"drop\"; };\n", &errors);
     CU_ASSERT_EQUAL(errors, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_EQUAL(cfg->egress_skip_on_slow, 0);
@@ -1094,6 +1148,10 @@ static CU_TestInfo s_tests[] = {
      test_unknown_root_key_names_line_and_known_keys},
     {"test_unknown_ingress_key_names_line_and_known_keys",
      test_unknown_ingress_key_names_line_and_known_keys},
+    {"test_instance_start_at_is_end_or_oldest",
+     test_instance_start_at_is_end_or_oldest},
+    {"test_rename_from_names_an_instance_that_is_gone",
+     test_rename_from_names_an_instance_that_is_gone},
     {"test_unknown_egress_key_names_line_and_known_keys",
      test_unknown_egress_key_names_line_and_known_keys},
     {"test_journal_and_control_settings_load_with_defaults",
