@@ -312,9 +312,20 @@ static int s_parse_manifest(evb_cursors_t *c, char *buf, size_t len, char *why,
     return 1;
 }
 
+/* Whether a cursor file is of format 2: then the manifest that should
+ * list it was there once. */
+static int s_is_format_2(const evb_cursors_t *c, const char *file)
+{
+    char path[PATH_MAX], buf[256];
+    snprintf(path, sizeof path, "%s/%s", c->cdir, file);
+    return s_slurp(path, buf, sizeof buf) > 15 &&
+           strncmp(buf, "evbus-cursor 2 ", 15) == 0;
+}
+
 /* Every instance that left a cursor file (or the one before it), for a
- * manifest that is missing or damaged. */
-static int s_scan_cursor_files(evb_cursors_t *c)
+ * manifest that is missing or damaged. *format_2: some cursor file is of
+ * format 2 (the manifest is missing, not yet written). */
+static int s_scan_cursor_files(evb_cursors_t *c, int *format_2)
 {
     DIR *d = opendir(c->cdir);
     if (!d)
@@ -325,6 +336,8 @@ static int s_scan_cursor_files(evb_cursors_t *c)
         if (!dot || (strcmp(dot, ".cursor") != 0 && strcmp(dot, ".prev") != 0))
             continue;
         size_t n = (size_t)(dot - de->d_name);
+        if (s_name_ok(de->d_name, n) && s_is_format_2(c, de->d_name))
+            *format_2 = 1;
         if (s_name_ok(de->d_name, n) && !s_find_n(c, de->d_name, n) &&
             !s_add(c, de->d_name, n)) {
             closedir(d);
@@ -379,24 +392,31 @@ evb_cursors_t *evb_cursors_open(const char *journal_dir, uint64_t first,
         evb_cursors_close(&c);
         return NULL;
     }
-    if (rc == 0 && !c->legacy_ok) {
+    int format_2 = 0;
+    if (rc == 0 && s_scan_cursor_files(c, &format_2) < 0) {
+        snprintf(err, errsz, "journal: cannot read %s: %s", c->cdir,
+                 strerror(errno));
+        evb_cursors_close(&c);
+        return NULL;
+    }
+    if (rc == 0 && c->legacy_ok && format_2)
+        snprintf(why, sizeof why, "is missing");
+    if (rc == 0 && (!c->legacy_ok || format_2)) {
         evb_error("journal: %s %s: rebuilt from the cursor files; an "
                   "instance without one starts from the oldest record",
                   path, why);
         c->manifest_lost = 1;
     }
-    if (rc == 0) {
-        if (s_scan_cursor_files(c) < 0 || s_write_manifest(c) < 0) {
-            snprintf(err, errsz, "journal: cannot read %s or write %s: %s",
-                     c->cdir, path, strerror(errno));
-            evb_cursors_close(&c);
-            return NULL;
-        }
-        if (c->legacy_ok && c->n)
-            evb_info("journal: %s written for the %zu instance%s with a "
-                     "cursor (journal format 1 -> %d)",
-                     path, c->n, c->n == 1 ? "" : "s", S_FORMAT);
+    if (rc == 0 && s_write_manifest(c) < 0) {
+        snprintf(err, errsz, "journal: cannot write %s: %s", path,
+                 strerror(errno));
+        evb_cursors_close(&c);
+        return NULL;
     }
+    if (rc == 0 && c->legacy_ok && !format_2 && c->n)
+        evb_info("journal: %s written for the %zu instance%s with a cursor "
+                 "(journal format 1 -> %d)",
+                 path, c->n, c->n == 1 ? "" : "s", S_FORMAT);
     return c;
 }
 

@@ -266,6 +266,29 @@ static void test_a_damaged_manifest_is_rebuilt_and_nothing_is_skipped(void)
     evb_cursors_close(&c);
 }
 
+static void test_a_deleted_manifest_is_noticed_and_nothing_is_skipped(void)
+{
+    const char *dir = s_saved("hooks", 0, 500);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    CU_ASSERT_EQUAL_FATAL(unlink(path), 0);
+    s_log_reset();
+    evb_cursors_t *c = s_open(dir, 101, 1000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    s_log_read();
+    /* format-2 cursors are there: not an upgrade, a lost manifest */
+    CU_ASSERT_TRUE(s_logged("manifest is missing: rebuilt from the cursor "
+                            "files"));
+    CU_ASSERT_PTR_NULL(strstr(s_log, "format 1 -> 2"));
+    uint64_t cur = 0;
+    CU_ASSERT_EQUAL(evb_cursors_load(c, "hooks", 0, &cur), EVB_CURSOR_SAVED);
+    CU_ASSERT_EQUAL(cur, 500);
+    CU_ASSERT_EQUAL(evb_cursors_load(c, "cursor-gone-too", 0, &cur),
+                    EVB_CURSOR_RECOVERED);
+    CU_ASSERT_EQUAL(cur, 100);
+    evb_cursors_close(&c);
+}
+
 static void test_a_manifest_of_a_newer_format_is_refused(void)
 {
     const char *dir = s_newdir();
@@ -385,6 +408,8 @@ static CU_TestInfo s_tests[] = {
      test_a_format_1_journal_is_upgraded_once},
     {"a_damaged_manifest_is_rebuilt_and_nothing_is_skipped",
      test_a_damaged_manifest_is_rebuilt_and_nothing_is_skipped},
+    {"a_deleted_manifest_is_noticed_and_nothing_is_skipped",
+     test_a_deleted_manifest_is_noticed_and_nothing_is_skipped},
     {"a_manifest_of_a_newer_format_is_refused",
      test_a_manifest_of_a_newer_format_is_refused},
     {"rename_from_takes_over_the_lower_cursor",
