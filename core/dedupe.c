@@ -18,9 +18,17 @@
  * The random key also means a publisher cannot craft an id that matches
  * another publisher's.
  *
- * Memory: an entry is 24 bytes (check, seq, finger, and accepted_ms as the
- * gap to the previous entry's), a slot 8 bytes at 1.5 slots per id: 36
- * bytes per id, allocated up front (docs/durability.md). */
+ * Memory: an entry is 20 bytes (the check, the finger, the seq's low 32
+ * bits and accepted_ms as the gap to the previous entry's), a slot 8 bytes
+ * at 1.5 slots per id: 32 bytes per id, allocated up front
+ * (docs/durability.md).
+ *
+ * The seq from its low 32 bits: the newest seq held minus how far below it
+ * the entry's low bits are, modulo 2^32. Exact for an id accepted less
+ * than 2^32 seqs before the newest; for an older one it is a later seq,
+ * never past the newest (newest - (x mod 2^32) >= newest - x). The broker
+ * only holds a duplicate's ACCEPTED until that seq is durable, and its
+ * replies go out in order anyway, so a later seq there changes nothing. */
 #include "dedupe.h"
 
 #include <stdlib.h>
@@ -31,10 +39,11 @@
 #include "retry.h" /* evb_random */
 
 typedef struct {
-    uint64_t check;  /* 64 bits of the id's hash, independent of finger */
-    uint64_t seq;    /* 0 while claimed, until settled */
-    uint32_t finger; /* what its table slot holds: says where the slot is */
-    uint32_t gap_ms; /* accepted_ms minus the previous entry's (>= 0) */
+    uint32_t check[2]; /* 64 bits of the id's hash, independent of finger
+                          (two halves: 4-byte alignment, 20-byte entries) */
+    uint32_t seq_low;  /* the seq's low 32 bits (0 until settled) */
+    uint32_t finger;   /* what its table slot holds: where the slot is */
+    uint32_t gap_ms;   /* accepted_ms minus the previous entry's (>= 0) */
 } s_entry_t;
 
 struct evb_dedupe {
@@ -43,6 +52,7 @@ struct evb_dedupe {
     s_entry_t *fifo; /* ring of max_ids entries */
     size_t head, count;
     int64_t head_ms, tail_ms; /* accepted_ms of the oldest and newest */
+    uint64_t newest_seq;      /* the highest seq settled or added */
     /* 0 = empty, else finger << 32 | FIFO position + 1: a lookup touches
      * an entry only when the finger matches, and the slot's home is
      * derived from the finger (deletion needs no entry) */
@@ -215,6 +225,25 @@ void evb_dedupe_destroy(evb_dedupe_t **self)
     *self = NULL;
 }
 
+static inline int s_check_is(const s_entry_t *e, uint64_t check)
+{
+    return e->check[0] == (uint32_t)check &&
+           e->check[1] == (uint32_t)(check >> 32);
+}
+
+/* The seq of an entry (see the top of the file). */
+static inline uint64_t s_seq(const evb_dedupe_t *d, const s_entry_t *e)
+{
+    return d->newest_seq - (uint32_t)((uint32_t)d->newest_seq - e->seq_low);
+}
+
+static inline void s_set_seq(evb_dedupe_t *d, s_entry_t *e, uint64_t seq)
+{
+    e->seq_low = (uint32_t)seq;
+    if (seq > d->newest_seq)
+        d->newest_seq = seq;
+}
+
 /* The slot holding the id with hash h, or, when it is not held, the empty
  * slot that ends its probe sequence (*found 0). */
 static size_t s_probe(const evb_dedupe_t *d, const uint64_t h[2], int *found)
@@ -225,7 +254,7 @@ static size_t s_probe(const evb_dedupe_t *d, const uint64_t h[2], int *found)
         uint64_t v = d->slots[i];
         if (!v)
             break;
-        if (S_FINGER(v) == finger && d->fifo[S_POS(v)].check == h[1]) {
+        if (S_FINGER(v) == finger && s_check_is(&d->fifo[S_POS(v)], h[1])) {
             *found = 1;
             return i;
         }
@@ -295,8 +324,11 @@ static void s_append(evb_dedupe_t *d, size_t at, const uint64_t h[2],
         gap = UINT32_MAX;
     }
     d->tail_ms += gap;
-    e->check = h[1];
-    e->seq = seq;
+    e->check[0] = (uint32_t)h[1];
+    e->check[1] = (uint32_t)(h[1] >> 32);
+    e->seq_low = 0;
+    if (seq)
+        s_set_seq(d, e, seq);
     e->finger = (uint32_t)(h[0] >> 32);
     e->gap_ms = (uint32_t)gap;
     d->count++;
@@ -322,7 +354,7 @@ uint64_t evb_dedupe_find(evb_dedupe_t *d, const char *id, size_t len,
     s_hash(d->key, id, len, h);
     int found;
     size_t i = s_probe(d, h, &found);
-    return found ? d->fifo[S_POS(d->slots[i])].seq : 0;
+    return found ? s_seq(d, &d->fifo[S_POS(d->slots[i])]) : 0;
 }
 
 int evb_dedupe_add(evb_dedupe_t *d, const char *id, size_t len, uint64_t seq,
@@ -353,7 +385,7 @@ uint64_t evb_dedupe_claim(evb_dedupe_t *d, const char *id, size_t len,
     size_t at = s_probe(d, h, &found);
     if (found) {
         *claimed = 0;
-        return d->fifo[S_POS(d->slots[at])].seq;
+        return s_seq(d, &d->fifo[S_POS(d->slots[at])]);
     }
     if (s_make_room(d)) /* may move slots: find the empty one again */
         at = s_probe(d, h, &found);
@@ -372,7 +404,7 @@ static size_t s_newest(const evb_dedupe_t *d)
 void evb_dedupe_settle(evb_dedupe_t *d, uint64_t seq)
 {
     if (d->count)
-        d->fifo[s_newest(d)].seq = seq;
+        s_set_seq(d, &d->fifo[s_newest(d)], seq);
 }
 
 void evb_dedupe_unclaim(evb_dedupe_t *d)
