@@ -80,7 +80,7 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
      * reuse, so the resident size lags behind it), the resident size, and
      * the large structures: the duplicate index (mapped, outside the
      * heap) and the events the instances hold in their windows (in the
-     * heap, about 1 KiB each) */
+     * heap: 0.8 KiB each for an envelope of 300 bytes) */
     struct mallinfo2 mi = mallinfo2();
     long pages = 0, resident = 0;
     FILE *statm = fopen("/proc/self/statm", "r");
