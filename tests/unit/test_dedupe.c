@@ -163,11 +163,12 @@ static void test_ids_that_differ_only_late_in_a_long_string_are_distinct(void)
     evb_dedupe_destroy(&d);
 }
 
-/* A UUIDv7-shaped id made from i, as publishers' ids look. */
-static void s_uuid(char out[37], uint64_t i, unsigned salt)
+/* A UUIDv7-shaped id (36 characters) made from i, as publishers' ids
+ * look; out has room for 48. */
+static void s_uuid(char *out, uint64_t i, unsigned salt)
 {
-    snprintf(out, 37, "%08llx-%04x-7%03x-8%03x-%012llx",
-             (unsigned long long)(0x0190a000 + (i >> 20)),
+    snprintf(out, 48, "%08x-%04x-7%03x-8%03x-%012llx",
+             (unsigned)((0x0190a000 + (i >> 20)) & 0xffffffff),
              (unsigned)(i >> 4 & 0xffff), (unsigned)(i & 0xfff), salt & 0xfff,
              (unsigned long long)(i * 0x9e3779b97f4aull) & 0xffffffffffffull);
 }
@@ -180,7 +181,7 @@ static void test_a_million_distinct_ids_give_no_false_duplicate(void)
     const uint64_t n = 1000000;
     evb_dedupe_t *d = evb_dedupe_new(24 * 3600 * 1000, (size_t)n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    char id[37];
+    char id[48];
     uint64_t false_dups = 0, wrong = 0;
     for (uint64_t i = 1; i <= n; i++) {
         int claimed = 0;
