@@ -1,6 +1,7 @@
 #include "bus.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -69,6 +70,8 @@ struct evb_bus {
     evb_ratelimit_t rl_reject;
     evb_ratelimit_t rl_egress;
     evb_ratelimit_t rl_reply;
+    int trim_due;         /* input arrived since the last s_trim */
+    int64_t trimmed_mono; /* when s_trim last ran */
 };
 
 /* ------------------------------------------------------------ set-up */
@@ -675,6 +678,23 @@ static void s_end_batch(evb_bus_t *bus, int idle)
         evb_commit_wanted(bus->router->commit, (int)waiting);
 }
 
+/* Ingest has been quiet for a poll's timeout: after input, hand freed
+ * memory back. ZeroMQ's I/O thread allocates incoming messages in its own
+ * malloc arena and ingest frees them; after a burst that memory is free
+ * but lies below blocks still in use, where no trim threshold (evbusd.c)
+ * reaches it, so it stays resident (after 1,000,000 fire-and-forget
+ * events at full speed: 95 MiB resident, 27 MiB after malloc_trim). At
+ * most once a second; the next burst faults its pages in again. */
+static void s_trim(evb_bus_t *bus)
+{
+    int64_t now = evb_mono_ms();
+    if (!bus->trim_due || now - bus->trimmed_mono < 1000)
+        return;
+    bus->trim_due = 0;
+    bus->trimmed_mono = now;
+    malloc_trim(0);
+}
+
 int evb_bus_run(evb_bus_t *bus, int signal_fd)
 {
     evb_commit_t *commit = bus->router->commit;
@@ -704,6 +724,8 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
             s_end_batch(bus, 1);
             /* wake at least every 250 ms for housekeeping */
             rc = zmq_poll(items, n, 250);
+            if (rc == 0)
+                s_trim(bus);
         }
         bus->clock_uses = 0; /* a fresh reading after every wait */
         if (rc < 0 && errno != EINTR) {
@@ -728,10 +750,14 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
             if (bus->n_replies)
                 s_replies_flush(bus);
         }
-        if (i_sub >= 0 && (items[i_sub].revents & ZMQ_POLLIN))
+        if (i_sub >= 0 && (items[i_sub].revents & ZMQ_POLLIN)) {
             s_serve_sub(bus);
-        if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN))
+            bus->trim_due = 1;
+        }
+        if (i_router >= 0 && (items[i_router].revents & ZMQ_POLLIN)) {
             s_serve_router(bus);
+            bus->trim_due = 1;
+        }
         s_end_batch(bus, 0);
         if (i_xpub >= 0 && (items[i_xpub].revents & ZMQ_POLLIN))
             s_drain_subscriptions(bus);

@@ -100,7 +100,10 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
         evb_buf_putc(&b, '}');
     }
     /* memory: what the heap holds in use (glibc keeps freed memory for
-     * reuse, so the resident size lags behind it) and the resident size */
+     * reuse, so the resident size lags behind it), the resident size, and
+     * the large structures: the duplicate index (mapped, outside the
+     * heap) and the events the instances hold in their windows (in the
+     * heap: 0.8 KiB each for an envelope of 300 bytes) */
     struct mallinfo2 mi = mallinfo2();
     long pages = 0, resident = 0;
     FILE *statm = fopen("/proc/self/statm", "r");
@@ -109,8 +112,20 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
             resident = 0;
         fclose(statm);
     }
-    evb_buf_printf(&b, ",\"memory\":{\"heap_in_use\":%zu,\"resident\":%ld}",
-                   mi.uordblks + mi.hblkhd, resident * sysconf(_SC_PAGESIZE));
+    uint64_t held = 0;
+    for (size_t i = 0; i < r->n_instances; i++) {
+        evb_instance_stats_t st;
+        evb_instance_get_stats(r->instances[i], &st);
+        held += st.queued + st.retrying + st.in_flight;
+    }
+    evb_buf_printf(&b,
+                   ",\"memory\":{\"heap_in_use\":%zu,\"resident\":%ld,"
+                   "\"dedupe_index\":{\"ids\":%zu,\"bytes\":%zu},"
+                   "\"window_events\":%llu}",
+                   mi.uordblks + mi.hblkhd, resident * sysconf(_SC_PAGESIZE),
+                   r->dedupe ? evb_dedupe_count(r->dedupe) : 0,
+                   r->dedupe ? evb_dedupe_bytes(r->dedupe) : 0,
+                   (unsigned long long)held);
     evb_buf_puts(&b, ",\"instances\":[");
     for (size_t i = 0; i < r->n_instances; i++) {
         evb_instance_t *inst = r->instances[i];
