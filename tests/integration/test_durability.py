@@ -191,8 +191,8 @@ class DurabilityTest(evbtest.TestCase):
         # pointed at a real file and the broker gets SIGHUP (as after
         # logrotate or a remount), and the plugin reopens it.
         # Memory held in the broker is bounded by configuration, not by the
-        # backlog: queue_size events in the window, dedupe_max_ids ids (about
-        # 90 bytes each), and the journal not yet synced.
+        # backlog: queue_size events in the window, dedupe_max_ids ids (32
+        # bytes each), and the journal not yet synced.
         b = self.make_broker(instances=lambda b: (
             '{ name = "gated"; plugin = "file"; queue_size = 1000; '
             'retry = { initial_delay = "50ms"; max_delay = "100ms"; '
