@@ -92,6 +92,26 @@ def read_lines(path):
         return []
 
 
+def ids_in(path, torn=None):
+    """The ids of the events in a file plugin's output. A line that is not
+    JSON is the fragment of a write cut short by a SIGKILL (the plugin ends
+    it with a newline at its next start); with `torn` (a list) they are
+    collected there, else they fail the test."""
+    ids = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    ids.append(json.loads(line)["id"])
+                except ValueError:
+                    if torn is None:
+                        raise
+                    torn.append(line)
+    except FileNotFoundError:
+        pass
+    return ids
+
+
 def envelope(type_, **attrs):
     """A msgpack envelope as a publisher would build it."""
     env = {"type": type_, "source": "evbtest"}

@@ -22,7 +22,7 @@ import msgpack
 import zmq
 
 import evbtest
-from evbtest import envelope, wait_for
+from evbtest import envelope, ids_in, wait_for
 
 SCALE = float(os.environ.get("EVBTEST_SCALE", "1"))
 # built with AddressSanitizer: resident memory is shadow memory and
@@ -65,26 +65,6 @@ def fiu_environment(fiu_run):
     if asan:
         env["LD_PRELOAD"] = asan.group(1) + " " + env["LD_PRELOAD"]
     return env
-
-
-def ids_in(path, torn=None):
-    """The ids of the events in a file plugin's output. A line that is not
-    JSON is the fragment of a write cut short by a SIGKILL (the plugin ends
-    it with a newline at its next start); with `torn` (a list) they are
-    collected there, else they fail the test."""
-    ids = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    ids.append(json.loads(line)["id"])
-                except ValueError:
-                    if torn is None:
-                        raise
-                    torn.append(line)
-    except FileNotFoundError:
-        pass
-    return ids
 
 
 class AckPublisher:

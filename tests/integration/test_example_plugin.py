@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 
 import evbtest
-from evbtest import envelope, wait_for
+from evbtest import envelope
 
 
 class ExamplePluginTest(evbtest.TestCase):

@@ -1,11 +1,9 @@
 """Bad input against a real evbusd: every refusal has its code and reason,
 is counted and logged at a bounded rate, and the broker keeps serving."""
 
-import os
 import random
 
 import msgpack
-import zmq
 
 import evbtest
 from evbtest import envelope, wait_for
