@@ -24,6 +24,10 @@
 /* Frames kept per message; more are read and counted, then refused. */
 #define MAX_FRAMES 5
 
+/* Distinct egress subscription prefixes tracked; past this, every event
+ * is handed to ZeroMQ (which filters per subscriber itself). */
+#define MAX_EGRESS_PREFIXES 4096
+
 /* One distinct egress subscription prefix and how many subscribers hold
  * it (ZMQ_XPUB_VERBOSER reports every subscribe and unsubscribe, including
  * those of a subscriber that disconnects). */
@@ -67,6 +71,8 @@ struct evb_bus {
     size_t reply_head, n_replies, cap_replies;
     s_egress_sub_t *subs; /* egress subscriptions, to skip events */
     size_t n_subs;        /* no one subscribed to */
+    size_t cap_subs;
+    int subs_untracked;   /* one was not tracked: publish every event */
     evb_ratelimit_t rl_reject;
     evb_ratelimit_t rl_egress;
     evb_ratelimit_t rl_reply;
@@ -231,6 +237,8 @@ static void s_release_frame(void *data, void *hint)
 static int s_egress_wanted(const evb_bus_t *bus, const char *type,
                            size_t tlen)
 {
+    if (bus->subs_untracked)
+        return 1;
     for (size_t i = 0; i < bus->n_subs; i++) {
         const s_egress_sub_t *sub = &bus->subs[i];
         if (sub->count > 0 && sub->len <= tlen &&
@@ -273,6 +281,18 @@ static void s_egress(evb_bus_t *bus, evb_event_t *ev)
         evb_count(&evb_stats.egress_published);
 }
 
+/* A subscription that cannot be tracked (table full, out of memory):
+ * from now on every event goes to ZeroMQ, so none is lost to the skip
+ * test; ZeroMQ still sends each subscriber only what it subscribed to. */
+static void s_untracked(evb_bus_t *bus, const char *why)
+{
+    if (!bus->subs_untracked)
+        evb_log(EVBUS_LOG_WARN, NULL,
+                "egress: %s; every event is handed to ZeroMQ from now on",
+                why);
+    bus->subs_untracked = 1;
+}
+
 static void s_track_subscription(evb_bus_t *bus, const char *msg, size_t n)
 {
     if (n < 1 || (msg[0] != 0 && msg[0] != 1))
@@ -287,24 +307,34 @@ static void s_track_subscription(evb_bus_t *bus, const char *msg, size_t n)
         s_egress_sub_t *sub = &bus->subs[i];
         if (sub->len == len && memcmp(sub->prefix, prefix, len) == 0) {
             sub->count += delta;
-            if (sub->count < 0)
-                sub->count = 0;
+            if (sub->count <= 0) { /* the last holder left: forget it */
+                free(sub->prefix);
+                *sub = bus->subs[--bus->n_subs];
+            }
             return;
         }
     }
-    if (delta < 0)
+    if (delta < 0 || bus->subs_untracked)
         return;
-    s_egress_sub_t *subs =
-        realloc(bus->subs, (bus->n_subs + 1) * sizeof *bus->subs);
-    char *copy = malloc(len + 1);
-    if (!subs || !copy) {
-        /* cannot track it: publish everything rather than lose events */
-        free(copy);
-        if (subs)
-            bus->subs = subs;
+    if (bus->n_subs >= MAX_EGRESS_PREFIXES) {
+        s_untracked(bus, "more than 4096 distinct subscription prefixes");
         return;
     }
-    bus->subs = subs;
+    if (bus->n_subs == bus->cap_subs) {
+        size_t cap = bus->cap_subs ? 2 * bus->cap_subs : 16;
+        s_egress_sub_t *subs = realloc(bus->subs, cap * sizeof *subs);
+        if (!subs) {
+            s_untracked(bus, "out of memory tracking subscriptions");
+            return;
+        }
+        bus->subs = subs;
+        bus->cap_subs = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        s_untracked(bus, "out of memory tracking subscriptions");
+        return;
+    }
     memcpy(copy, prefix, len);
     copy[len] = '\0';
     bus->subs[bus->n_subs++] = (s_egress_sub_t){copy, len, 1};
@@ -591,8 +621,13 @@ static void s_serve_router(evb_bus_t *bus)
     for (int i = 0; i < BATCH && bus->router_sock; i++) {
         if (s_recv(bus->router_sock, &m) < 0)
             return;
-        /* [identity] then, from REQ, an empty delimiter frame */
-        int delimited = m.n >= 2 && zmq_msg_size(&m.parts[1]) == 0;
+        /* [identity], then [type][envelope] from a DEALER, or an empty
+         * delimiter and those two from a REQ. Two frames are a DEALER's,
+         * even when the first is empty (an empty type: bad_type); any
+         * other count starting with an empty frame is a REQ's and is
+         * answered with the delimiter (docs/protocol.md). */
+        int delimited = m.n >= 2 && zmq_msg_size(&m.parts[1]) == 0 &&
+                        m.total != 3;
         int first = delimited ? 2 : 1;
         int payload = m.total - first;
         evb_reject_t why;

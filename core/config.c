@@ -553,7 +553,7 @@ static const char *const s_journal_keys[] = {"dir",
 static const char *const s_control_keys[] = {"endpoint", NULL};
 static const char *const s_ingress_keys[] = {
     "pub",       "ack",          "rcvhwm",    "ack_sndhwm", "max_message_size",
-    "max_depth", "max_attr_len", "max_types", NULL};
+    "max_depth", "max_attr_len", "max_rendered_size", "max_types", NULL};
 static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
                                             NULL};
 static const char *const s_instance_keys[] = {
@@ -610,6 +610,8 @@ static void s_load_ingress(evb_config_t *cfg, const config_setting_t *root)
     s_int(g, "max_depth", 1, 32, &cfg->limits.max_depth);
     if (s_size(g, "max_attr_len", 16, (int64_t)1 << 20, &v) > 0)
         cfg->limits.max_attr_len = (size_t)v;
+    if (s_size(g, "max_rendered_size", 1024, (int64_t)4 << 30, &v) > 0)
+        cfg->limits.max_rendered_size = (size_t)v;
     if (*cfg->ingress_pub && strcmp(cfg->ingress_pub, cfg->ingress_ack) == 0)
         s_err(config_setting_get_member(g, "ack"),
               "the same endpoint as ingress.pub; each socket needs its own");
@@ -1088,9 +1090,11 @@ static void s_check_int_literals(const char *file)
         if (evb_buf_append(&b, chunk, got) < 0)
             break;
     fclose(fp);
+    if (!b.len)
+        return; /* (and b.data NULL: no arithmetic on it) */
     const char *p = b.data, *end = b.data + b.len;
     int line = 1;
-    while (p && p < end) {
+    while (p < end) {
         char c = *p;
         if (c == '\n') {
             line++;
@@ -1239,7 +1243,14 @@ static evb_config_t *s_load_file(const char *path, int *errors, int keep)
             s_check_int_literals(f);
     }
 
-    if (evb_config_error_count() == before_literals) {
+    if (config_setting_length(config_root_setting(&cfg->cfg)) == 0) {
+        /* an empty file is a mistake (a failed copy, a wrong path), not
+         * a wish for a broker without plugins on default endpoints */
+        evb_config_report(path, 0, NULL,
+                          "the file holds no settings (empty, or only "
+                          "comments); see etc/evbus.conf for a complete "
+                          "example");
+    } else if (evb_config_error_count() == before_literals) {
         s_load_root(cfg);
         parsed = 1;
     }

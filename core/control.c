@@ -311,7 +311,7 @@ static int s_replay_line(const char *line, size_t len, void *ctx)
     evb_buf_t bytes = EVB_BUF_INIT;
     evb_event_t *ev = NULL;
     if (evb_base64_decode(&bytes, env->via.str.ptr, env->via.str.size) == 0)
-        ev = evb_event_load(bytes.data, bytes.len, 0, evb_now_ms());
+        ev = evb_event_load(bytes.data, bytes.len, 0, evb_now_ms(), NULL, 0);
     evb_buf_free(&bytes);
     if (!ev)
         goto done; /* damaged: keep it for a human */

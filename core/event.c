@@ -300,37 +300,48 @@ static void s_fail(s_err_t *e, evb_reject_t why, const char *fmt, ...)
     }
 }
 
-/* Validate one value (and everything inside it) starting at *pp, whose
- * container nesting starts at `depth` (the envelope map is depth 1).
- * `what` names the value for messages. */
 /* Codes of s_check_item, below EVB_MP_E*. */
 #define SCAN_BAD_UTF8 -10
 #define SCAN_EXT -11
 #define SCAN_NONFINITE -12
+#define SCAN_CONTAINER_KEY -13
 
-/* What every item inside an envelope must be. */
-static int s_check_item(const evb_mp_item_t *it, void *ctx)
+/* What every item inside an envelope must be; sums the size of the JSON
+ * it renders to into *(size_t *)ctx. */
+static int s_check_item(const evb_mp_item_t *it, int is_key, void *ctx)
 {
-    (void)ctx;
     switch (it->kind) {
     case EVB_MP_STR:
-        return s_utf8_ok(it->ptr, it->len) ? 0 : SCAN_BAD_UTF8;
+        if (!s_utf8_ok(it->ptr, it->len))
+            return SCAN_BAD_UTF8;
+        break;
     case EVB_MP_EXT:
         return SCAN_EXT;
     case EVB_MP_FLOAT:
-        return isfinite(it->f) ? 0 : SCAN_NONFINITE;
+        if (!isfinite(it->f))
+            return SCAN_NONFINITE;
+        break;
+    case EVB_MP_ARRAY:
+    case EVB_MP_MAP:
+        if (is_key)
+            return SCAN_CONTAINER_KEY;
+        break;
     default:
-        return 0;
+        break;
     }
+    *(size_t *)ctx += evb_json_mp_item_size(it, is_key);
+    return 0;
 }
 
 /* Validate one value (and everything inside it) starting at *pp, whose
- * container nesting starts at `depth` (the envelope map is depth 1).
- * `what` names the value for messages. */
+ * container nesting starts at `depth` (the envelope map is depth 1), and
+ * add the size of its JSON to *json. `what` names the value for
+ * messages. */
 static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
-                        int max_depth, const char *what, s_err_t *e)
+                        int max_depth, const char *what, size_t *json,
+                        s_err_t *e)
 {
-    switch (evb_mp_walk(pp, end, max_depth - depth, s_check_item, NULL)) {
+    switch (evb_mp_walk(pp, end, max_depth - depth, s_check_item, json)) {
     case 0:
         return 0;
     case EVB_MP_ECOUNT:
@@ -354,11 +365,39 @@ static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
         s_fail(e, EVB_REJECT_BAD_VALUE,
                "%s: NaN and infinite floats are not accepted", what);
         return -1;
+    case SCAN_CONTAINER_KEY:
+        s_fail(e, EVB_REJECT_BAD_VALUE,
+               "%s: a map key is an array or a map (JSON keys are strings; "
+               "use a string or a number)",
+               what);
+        return -1;
     default:
         s_fail(e, EVB_REJECT_MALFORMED, "%s: truncated or invalid msgpack",
                what);
         return -1;
     }
+}
+
+/* Offset of the first control character (U+0000-U+001F, U+007F-U+009F)
+ * in the valid UTF-8 s[0..n), or n when it has none. */
+static size_t s_control_at(const uint8_t *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, del;
+        memcpy(&w, s + i, 8);
+        del = w ^ (ones * 0x7f); /* a zero byte where w has DEL */
+        /* any byte < 0x20, DEL, or >= 0x80: look byte by byte */
+        if ((((w - ones * 0x20) | (del - ones)) & ~w & highs) | (w & highs))
+            break;
+    }
+    for (; i < n; i++) {
+        uint8_t c = s[i];
+        if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < n && s[i + 1] <= 0x9f))
+            return i;
+    }
+    return n;
 }
 
 /* ----------------------------------------------------------------- decode */
@@ -477,6 +516,13 @@ static uint8_t *s_put_map_hdr(uint8_t *o, uint32_t n)
     return o;
 }
 
+/* The JSON of one more attribute, name: string, with its comma. */
+static size_t s_pair_json(const char *name, const char *v, size_t n)
+{
+    return 1 + evb_json_string_size(name, strlen(name)) + 1 +
+           evb_json_string_size(v, n);
+}
+
 evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                               const void *envelope, size_t envelope_len,
                               const evb_limits_t *limits, int64_t now_ms,
@@ -526,6 +572,8 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     size_t n_attrs = 0;
     int have_id = 0, have_time = 0, have_spec = 0, have_type = 0;
     size_t strings_bytes = 0;
+    /* the size of its CloudEvents JSON (s_render_json): braces, commas */
+    size_t json = 2 + (root.len ? root.len - 1 : 0);
     for (uint32_t i = 0; i < root.len; i++) {
         evb_mp_item_t key;
         if (evb_mp_read(&p, end, &key) < 0) {
@@ -577,7 +625,14 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         a->value_len = 0;
 
         if (a->code == A_DATA) {
-            if (s_scan_value(&p, end, 1, max_depth, "data", &e) < 0)
+            /* binary data renders as "data_base64" */
+            const uint8_t *q = p;
+            evb_mp_item_t peek;
+            int bin = evb_mp_read(&q, end, &peek) == 0 &&
+                      peek.kind == EVB_MP_BIN;
+            json += bin ? sizeof "\"data_base64\":" - 1
+                        : sizeof "\"data\":" - 1;
+            if (s_scan_value(&p, end, 1, max_depth, "data", &json, &e) < 0)
                 goto refuse;
             continue;
         }
@@ -604,6 +659,18 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                        name);
                 goto refuse;
             }
+            /* attributes are C strings to plugins, filters and the
+             * duplicate index: a NUL would cut them short */
+            size_t at = limits->allow_controls ? v.len
+                                               : s_control_at(v.ptr, v.len);
+            if (at < v.len) {
+                s_fail(&e, EVB_REJECT_BAD_ATTR,
+                       "attribute \"%.*s\" holds a control character "
+                       "(byte 0x%02x at offset %zu); only data may",
+                       (int)key.len, name, v.ptr[at], at);
+                goto refuse;
+            }
+            json += evb_json_string_size((const char *)v.ptr, v.len);
             a->value = v.ptr;
             a->value_len = v.len;
             strings_bytes += v.len + 1;
@@ -615,8 +682,11 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                            "integer or boolean",
                    (int)key.len, name);
             goto refuse;
+        } else {
+            json += evb_json_mp_item_size(&v, 0);
         }
         strings_bytes += key.len + 1;
+        json += evb_json_string_size(name, key.len) + 1; /* "name": */
 
         if (a->code == A_TYPE) {
             have_type = 1;
@@ -678,18 +748,28 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         added++;
         extra += 1 + 11 + 1 + 3;
         strings_bytes += sizeof "specversion" + sizeof "1.0";
+        json += s_pair_json("specversion", "1.0", 3);
     }
     if (!have_id) {
         evb_uuid7(id_buf, now_ms);
         added++;
         extra += 1 + 2 + 1 + 36;
         strings_bytes += sizeof "id" + 37;
+        json += s_pair_json("id", id_buf, 36);
     }
     if (!have_time) {
         evb_format_time(time_buf, now_ms);
         added++;
         extra += 1 + 4 + s_str_hdr(strlen(time_buf)) + strlen(time_buf);
         strings_bytes += sizeof "time" + strlen(time_buf) + 1;
+        json += s_pair_json("time", time_buf, strlen(time_buf));
+    }
+    if (json > limits->max_rendered_size) {
+        s_fail(&e, EVB_REJECT_TOO_LARGE,
+               "the event renders to %zu bytes of JSON, more than "
+               "max_rendered_size %zu",
+               json, limits->max_rendered_size);
+        goto refuse;
     }
     size_t n_table = 0;
     for (size_t i = 0; i < n_attrs; i++)
@@ -711,6 +791,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     atomic_init(&ev->json, NULL);
     atomic_init(&ev->data_json, NULL);
     ev->accepted_ms = now_ms;
+    ev->json_max = json;
     ev->attrs = (evb_attr_t *)(ev + 1);
     char *str = (char *)(ev->attrs + n_table);
     uint8_t *mp = (uint8_t *)str + strings_bytes;
@@ -776,17 +857,17 @@ refuse:
 }
 
 evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
-                            int64_t accepted_ms)
+                            int64_t accepted_ms, char *detail,
+                            size_t detail_size)
 {
     /* the envelope passed validation when it was accepted (and the record
      * its checksum since): check it again, but against no limit that a
      * configuration change could have tightened meanwhile */
-    const evb_limits_t open = {len, MAX_DEPTH_LIMIT, len};
+    const evb_limits_t open = {len, MAX_DEPTH_LIMIT, len, SIZE_MAX, 1};
     evb_reject_t why;
-    char detail[160];
     evb_event_t *ev = evb_event_decode(NULL, 0, envelope, len, &open,
                                        accepted_ms, &why, detail,
-                                       sizeof detail);
+                                       detail_size);
     if (ev)
         ev->seq = seq;
     return ev;
@@ -807,14 +888,15 @@ int evb_envelope_id(const void *envelope, size_t len,
         if (key.len == 2 && memcmp(key.ptr, "id", 2) == 0) {
             evb_mp_item_t v;
             if (evb_mp_read(&p, end, &v) < 0 || v.kind != EVB_MP_STR ||
-                v.len > EVB_ID_MAX ||
-                !s_utf8_ok(v.ptr, v.len))
+                v.len > EVB_ID_MAX || !s_utf8_ok(v.ptr, v.len) ||
+                s_control_at(v.ptr, v.len) < v.len)
                 return -1;
             memcpy(out, v.ptr, v.len);
             out[v.len] = '\0';
             return 0;
         }
-        if (s_scan_value(&p, end, 1, MAX_DEPTH_LIMIT, "value", &e) < 0)
+        size_t json = 0;
+        if (s_scan_value(&p, end, 1, MAX_DEPTH_LIMIT, "value", &json, &e) < 0)
             return -1;
     }
     return -1;
@@ -1013,7 +1095,7 @@ const char *evb_event_json(const evb_event_t *ev_c, size_t *len)
         return done;
     }
     evb_buf_t b = EVB_BUF_INIT;
-    if (evb_buf_reserve(&b, ev->msgpack_len * 2 + 64) < 0 ||
+    if (evb_buf_reserve(&b, ev->json_max + 1) < 0 ||
         s_render_json(ev, &b) < 0) {
         evb_buf_free(&b);
         return NULL;

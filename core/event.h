@@ -35,9 +35,12 @@ typedef struct evb_limits {
     size_t max_message_size; /* bytes of the envelope frame */
     int max_depth;           /* nesting of maps/arrays, envelope = 1 */
     size_t max_attr_len;     /* bytes of any string attribute but data */
+    size_t max_rendered_size; /* bytes of the event's CloudEvents JSON */
+    int allow_controls; /* control characters in string attributes: only
+                           events accepted before they were refused */
 } evb_limits_t;
 
-#define EVB_LIMITS_DEFAULT {1024 * 1024, 32, 4096}
+#define EVB_LIMITS_DEFAULT {1024 * 1024, 32, 4096, 8 * 1024 * 1024, 0}
 
 #define EVB_ID_MAX 256 /* bytes of an event id */
 
@@ -63,6 +66,7 @@ struct evbus_event {
     size_t n_attrs;    /* in envelope order */
     const uint8_t *msgpack; /* normalized envelope: id, time, specversion */
     size_t msgpack_len;     /* always present */
+    size_t json_max;           /* its size at most (exact without floats) */
     _Atomic(char *) json;      /* CloudEvents JSON, made on first use */
     _Atomic size_t json_len;   /* atomic: two threads rendering the event
                                   at once both store it (the same value) */
@@ -88,11 +92,15 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                               size_t detail_size);
 
 /* Decode an envelope as stored in the journal (already normalized and
- * validated when accepted; no type frame, no configured limits), with the
- * record's seq and acceptance time. NULL when the bytes are not a valid
- * envelope (damage the record's checksum did not catch) or out of memory. */
+ * validated when accepted; no type frame, no configured limits, control
+ * characters in attributes allowed as an older broker did), with the
+ * record's seq and acceptance time. NULL, with the reason in detail, when
+ * the bytes are not a valid envelope (damage the record's checksum did not
+ * catch; an array or map as a map key, which older brokers accepted) or out
+ * of memory. */
 evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
-                            int64_t accepted_ms);
+                            int64_t accepted_ms, char *detail,
+                            size_t detail_size);
 
 evb_event_t *evb_event_retain(evb_event_t *ev);
 void evb_event_release(evb_event_t *ev); /* frees at the last release */
@@ -132,7 +140,8 @@ int evb_event_data_number(const evb_event_t *ev, const char *path,
 char *evb_event_data_text(const evb_event_t *ev, const char *path);
 
 /* Best effort, for rejection replies: the envelope's top-level string "id"
- * (at most EVB_ID_MAX bytes) copied into out. 0 when found, else -1. Safe
+ * (at most EVB_ID_MAX bytes of UTF-8 without control characters) copied
+ * into out. 0 when found, else -1. Safe
  * on any input. */
 int evb_envelope_id(const void *envelope, size_t len,
                     char out[EVB_ID_MAX + 1]);

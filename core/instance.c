@@ -412,13 +412,15 @@ static void s_catch_up(evb_instance_t *inst)
             !(rec.target_len == strlen(inst->name) &&
               memcmp(rec.target, inst->name, rec.target_len) == 0))
             continue;
-        evb_event_t *ev =
-            evb_event_load(rec.data, rec.data_len, rec.seq, rec.accepted_ms);
-        if (!ev) {
+        char why[160];
+        evb_event_t *ev = evb_event_load(rec.data, rec.data_len, rec.seq,
+                                         rec.accepted_ms, why, sizeof why);
+        if (!ev) { /* never deliverable: counted lost */
+            atomic_fetch_add(&inst->n_lost, 1);
             evb_log_limited(&inst->rl_overflow, EVBUS_LOG_ERROR, inst->name,
                             "journal record %llu does not hold a valid "
-                            "event; skipped",
-                            (unsigned long long)rec.seq);
+                            "event (%s); skipped",
+                            (unsigned long long)rec.seq, why);
             continue;
         }
         if (rec.kind == EVB_REC_EVENT && !evb_sub_matches(&inst->conf->sub, ev)) {

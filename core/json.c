@@ -323,15 +323,9 @@ static int s_write_key(evb_buf_t *out, const msgpack_object *k)
             return -1;
         return evb_buf_putc(out, '"');
     case MSGPACK_OBJECT_ARRAY:
-    case MSGPACK_OBJECT_MAP: {
-        /* rare: render aside, then write that text as a string */
-        evb_buf_t tmp = EVB_BUF_INIT;
-        int rc = s_write_value(&tmp, k);
-        if (rc == 0)
-            rc = evb_json_write_string(out, tmp.data, tmp.len);
-        evb_buf_free(&tmp);
-        return rc;
-    }
+    case MSGPACK_OBJECT_MAP:
+        /* refused at ingest: rendering each level's JSON as a string in the
+         * level above doubles the size per level */
     default:
         return -1;
     }
@@ -411,15 +405,8 @@ static int s_write_mp_key(evb_buf_t *out, const uint8_t **pp,
     case EVB_MP_STR:
         return evb_json_write_string(out, (const char *)it.ptr, it.len);
     case EVB_MP_ARRAY:
-    case EVB_MP_MAP: {
-        evb_buf_t tmp = EVB_BUF_INIT;
-        *pp = start;
-        int rc = s_write_mp(&tmp, pp, end, depth);
-        if (rc == 0)
-            rc = evb_json_write_string(out, tmp.data, tmp.len);
-        evb_buf_free(&tmp);
-        return rc;
-    }
+    case EVB_MP_MAP:
+        return -1; /* see s_write_key */
     case EVB_MP_BIN:
         *pp = start;
         return s_write_mp(out, pp, end, depth);
@@ -487,6 +474,62 @@ int evb_json_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
                       int max_depth)
 {
     return s_write_mp(out, pp, end, max_depth);
+}
+
+size_t evb_json_string_size(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t size = n + 2, i = 0;
+    for (;;) {
+        i += s_safe_run(u + i, n - i);
+        if (i == n)
+            return size;
+        size += s_escape[u[i++]] == 'u' ? 5 : 1;
+    }
+}
+
+/* Decimal digits of v. */
+static size_t s_u64_size(uint64_t v)
+{
+    size_t d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+size_t evb_json_mp_item_size(const evb_mp_item_t *it, int is_key)
+{
+    size_t n;
+    switch (it->kind) {
+    case EVB_MP_NIL:
+        n = 4;
+        break;
+    case EVB_MP_BOOL:
+        n = it->u ? 4 : 5;
+        break;
+    case EVB_MP_UINT:
+        n = s_u64_size(it->u);
+        break;
+    case EVB_MP_INT:
+        n = 1 + s_u64_size(0 - (uint64_t)it->i);
+        break;
+    case EVB_MP_FLOAT:
+        n = EVB_JSON_FLOAT_MAX;
+        break;
+    case EVB_MP_STR:
+        return evb_json_string_size((const char *)it->ptr, it->len);
+    case EVB_MP_BIN:
+        return 2 + 4 * (((size_t)it->len + 2) / 3);
+    case EVB_MP_ARRAY: /* brackets and commas */
+        return 2 + (it->len ? it->len - 1 : 0);
+    case EVB_MP_MAP: /* braces, colons and commas */
+        return 2 + (it->len ? 2 * (size_t)it->len - 1 : 0);
+    default:
+        return 0;
+    }
+    return is_key ? n + 2 : n; /* a scalar key is quoted */
 }
 
 /* ------------------------------------------------------------ parsing */

@@ -10,6 +10,7 @@
 
 #include "base64.h" /* binary values render as base64 */
 #include "buf.h"
+#include "mpack.h"
 
 /* Append `obj` as compact JSON (no spaces, no newline).
  *  - str: JSON string, escaped ("\"", "\\", control characters as \n, \t,
@@ -19,8 +20,10 @@
  *  - positive/negative integers: decimal. float32/64: the shortest "%.Ng"
  *    that reads back to the same double, always with '.', 'e' or "E" so it
  *    stays a number; NaN and infinities cannot be written (returns -1).
- *  - map keys that are neither str nor bin are written as the JSON text of
- *    the key, in a string (1 -> "1"); bin keys as their base64.
+ *  - map keys that are scalars but not str or bin are written as the JSON
+ *    text of the key, in a string (1 -> "1"); bin keys as their base64;
+ *    array and map keys cannot be written (returns -1: ingest refuses
+ *    them, their JSON would be escaped again at every level).
  *  - float32 is written from its double value (0.1f -> 0.10000000149011612).
  *  - recursion follows the object's nesting: only pass objects whose depth
  *    is bounded (msgpack-c's unpacker refuses more than 32 levels).
@@ -38,6 +41,20 @@ int evb_json_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
 
 /* Append a JSON string literal (with the quotes) for n bytes at s. */
 int evb_json_write_string(evb_buf_t *out, const char *s, size_t n);
+
+/* Bytes evb_json_write_string writes for n bytes at s. */
+size_t evb_json_string_size(const char *s, size_t n);
+
+/* The longest text a float is written as ("-2.2250738585072014e-308"). */
+#define EVB_JSON_FLOAT_MAX 24
+
+/* Bytes evb_json_write_mp writes for one item read by evb_mp_read: a
+ * scalar's or string's text (quoted when is_key), a container's brackets,
+ * commas and colons (its elements are items of their own). The sum over
+ * every item of a value is exactly the size of its JSON, except that each
+ * float counts as EVB_JSON_FLOAT_MAX: ingest bounds an event's rendered
+ * size with it. A container key counts 0: it cannot be written. */
+size_t evb_json_mp_item_size(const evb_mp_item_t *it, int is_key);
 
 
 /* Parse one JSON value (RFC 8259; surrounding white space allowed, nothing

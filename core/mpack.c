@@ -139,24 +139,30 @@ payload:
 }
 
 int evb_mp_walk(const uint8_t **pp, const uint8_t *end, int max_depth,
-                int (*visit)(const evb_mp_item_t *it, void *ctx), void *ctx)
+                int (*visit)(const evb_mp_item_t *it, int is_key, void *ctx),
+                void *ctx)
 {
     uint64_t left[66]; /* items left in each open container */
+    uint8_t in_map[66]; /* whether that container is a map */
     int top = 0;
     if (max_depth > 64)
         max_depth = 64;
     left[0] = 1;
+    in_map[0] = 0;
     while (top >= 0) {
         if (left[top] == 0) {
             top--;
             continue;
         }
+        /* a map's items alternate key, value: a key when an even number
+         * is left */
+        int is_key = in_map[top] && (left[top] & 1) == 0;
         left[top]--;
         evb_mp_item_t it;
         if (evb_mp_read(pp, end, &it) < 0)
             return EVB_MP_ETRUNC;
         if (visit) {
-            int rc = visit(&it, ctx);
+            int rc = visit(&it, is_key, ctx);
             if (rc)
                 return rc;
         }
@@ -167,6 +173,7 @@ int evb_mp_walk(const uint8_t **pp, const uint8_t *end, int max_depth,
             if (top + 1 > max_depth)
                 return EVB_MP_EDEPTH;
             left[++top] = items;
+            in_map[top] = it.kind == EVB_MP_MAP;
         }
     }
     return 0;

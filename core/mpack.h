@@ -76,14 +76,15 @@ static inline int evb_mp_read(const uint8_t **pp, const uint8_t *end,
 #define EVB_MP_EDEPTH -3 /* containers nested deeper than max_depth */
 
 /* Walk one whole value at *pp (containers and everything inside them),
- * calling visit(item, ctx) for every item, containers before their
- * elements; visit may be NULL. Containers may nest max_depth deep (a
+ * calling visit(item, is_key, ctx) for every item, containers before their
+ * elements (is_key: the item is a key of a map); visit may be NULL. Containers may nest max_depth deep (a
  * scalar is 0 deep, [1] is 1; at most 64). Every declared count is bounded
  * by the bytes left, so hostile counts cost nothing. Returns 0 with *pp
  * past the value, an EVB_MP_E* code, or the first non-zero value visit
  * returned (make those below -9). Iterative: no recursion on input. */
 int evb_mp_walk(const uint8_t **pp, const uint8_t *end, int max_depth,
-                int (*visit)(const evb_mp_item_t *it, void *ctx), void *ctx);
+                int (*visit)(const evb_mp_item_t *it, int is_key, void *ctx),
+                void *ctx);
 
 /* Skip one whole value: evb_mp_walk without a visitor; 0 or -1. */
 int evb_mp_skip(const uint8_t **pp, const uint8_t *end, int max_depth);

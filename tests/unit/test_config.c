@@ -177,7 +177,8 @@ static void test_full_example_loads_with_exact_values(void)
 static void test_defaults_when_keys_absent(void)
 {
     int errors = -1;
-    evb_config_t *cfg = s_load("# nothing set\n", &errors);
+    /* one setting that sets nothing: an empty file is refused */
+    evb_config_t *cfg = s_load("# nothing set\ninstances = ();\n", &errors);
     CU_ASSERT_EQUAL(errors, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_EQUAL(cfg->log_level, EVBUS_LOG_INFO);
@@ -272,14 +273,29 @@ static void test_unknown_ingress_key_names_line_and_known_keys(void)
     CU_ASSERT_TRUE(s_logged("%s:3: ingress.rcvhwn: unknown setting \"rcvhwn\" "
                             "(known: pub, ack, rcvhwm, ack_sndhwm, "
                             "max_message_size, max_depth, max_attr_len, "
-                            "max_types)",
+                            "max_rendered_size, max_types)",
                             s_conf));
+}
+
+static void test_an_empty_file_or_only_comments_is_refused(void)
+{
+    const char *texts[] = {"", "\n\n", "# only a comment\n// and another\n"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        int errors = -1;
+        evb_config_t *cfg = s_load(texts[i], &errors);
+        CU_ASSERT_PTR_NULL(cfg);
+        CU_ASSERT_EQUAL(errors, 1);
+        CU_ASSERT_TRUE(s_logged("%s: the file holds no settings (empty, or "
+                                "only comments)",
+                                s_conf));
+        evb_config_destroy(&cfg);
+    }
 }
 
 static void test_journal_and_control_settings_load_with_defaults(void)
 {
     int errors = -1;
-    evb_config_t *cfg = s_load("# defaults\n", &errors);
+    evb_config_t *cfg = s_load("# defaults\ninstances = ();\n", &errors);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_STRING_EQUAL(cfg->journal_dir, "var/evbus/journal");
     CU_ASSERT_EQUAL(cfg->journal_segment_size, 64 << 20);
@@ -1154,6 +1170,8 @@ static CU_TestInfo s_tests[] = {
      test_rename_from_names_an_instance_that_is_gone},
     {"test_unknown_egress_key_names_line_and_known_keys",
      test_unknown_egress_key_names_line_and_known_keys},
+    {"test_an_empty_file_or_only_comments_is_refused",
+     test_an_empty_file_or_only_comments_is_refused},
     {"test_journal_and_control_settings_load_with_defaults",
      test_journal_and_control_settings_load_with_defaults},
     {"test_journal_errors_name_the_setting",

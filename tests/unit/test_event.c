@@ -10,7 +10,7 @@
 #include "event.h"
 #include "testmain.h"
 
-static const evb_limits_t s_limits = {4096, 8, 64};
+static const evb_limits_t s_limits = {4096, 8, 64, 1 << 20, 0};
 #define NOW_MS INT64_C(1795000000123) /* 2026-11-18T11:06:40.123Z */
 
 typedef struct {
@@ -320,6 +320,221 @@ static void test_ext_types_and_non_finite_floats_are_refused(void)
     msgpack_pack_double(&p.pk, NAN);
     s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_VALUE,
                     "NaN");
+    msgpack_sbuffer_destroy(&p.sb);
+}
+
+/* The attack of issue 13: maps as map keys, 22 deep, in 76 bytes, once
+ * rendered to 16.8 MB. Refused at any depth with the reason. */
+static void test_array_and_map_keys_are_refused_at_any_depth(void)
+{
+    uint8_t env[128];
+    size_t n = 0;
+    env[n++] = 0x82; /* map: type, data */
+    env[n++] = 0xa4;
+    memcpy(env + n, "type", 4);
+    n += 4;
+    env[n++] = 0xa3;
+    memcpy(env + n, "a.b", 3);
+    n += 3;
+    env[n++] = 0xa4;
+    memcpy(env + n, "data", 4);
+    n += 4;
+    for (int i = 0; i < 22; i++)
+        env[n++] = 0x81; /* {key: ... where the key is the next map */
+    env[n++] = 0xc0; /* innermost {nil: nil} */
+    env[n++] = 0xc0;
+    for (int i = 0; i < 22; i++)
+        env[n++] = 0xc0; /* each level's value */
+    const evb_limits_t deep = {4096, 32, 64, 1 << 20, 0};
+    evb_reject_t why = EVB_REJECT_NONE;
+    char detail[256] = "";
+    evb_event_t *ev = evb_event_decode("a.b", 3, env, n, &deep, NOW_MS, &why,
+                                       detail, sizeof detail);
+    CU_ASSERT_PTR_NULL(ev);
+    CU_ASSERT_EQUAL(why, EVB_REJECT_BAD_VALUE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(detail, "data: a map key is an array or a map"));
+
+    /* one level down, an array as the key */
+    pack_t p;
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 2);
+    p_kv(&p, "type", "a.b");
+    p_str(&p, "data");
+    msgpack_pack_array(&p.pk, 1);
+    msgpack_pack_map(&p.pk, 1);
+    msgpack_pack_array(&p.pk, 0);
+    msgpack_pack_int(&p.pk, 1);
+    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_VALUE,
+                    "a map key is an array or a map");
+    msgpack_sbuffer_destroy(&p.sb);
+
+    /* scalar keys stay legal */
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 2);
+    p_kv(&p, "type", "a.b");
+    p_str(&p, "data");
+    msgpack_pack_map(&p.pk, 2);
+    msgpack_pack_int(&p.pk, 7);
+    msgpack_pack_true(&p.pk);
+    msgpack_pack_nil(&p.pk);
+    msgpack_pack_double(&p.pk, 0.5);
+    ev = s_decode("a.b", &p, &why, detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_PTR_NOT_NULL(strstr(evb_event_json(ev, NULL),
+                                  "\"data\":{\"7\":true,\"null\":0.5}"));
+    evb_event_release(ev);
+    msgpack_sbuffer_destroy(&p.sb);
+}
+
+/* Attributes are C strings to plugins, filters and the duplicate index:
+ * NUL and every other control character is refused in them (an id of
+ * "ab\0cd" was accepted as "ab"); data may hold them, escaped in JSON. */
+static void test_control_characters_are_refused_in_attributes_only(void)
+{
+    static const struct {
+        const char *name;
+        const char *value;
+        size_t len;
+        const char *detail;
+    } bad[] = {
+        {"id", "ab\0cd", 5, "attribute \"id\" holds a control character (byte 0x00 at offset 2)"},
+        {"project", "alpha\0evil", 10, "byte 0x00 at offset 5"},
+        {"subject", "a\tb", 3, "byte 0x09 at offset 1"},
+        {"source", "x\x1f", 2, "byte 0x1f at offset 1"},
+        {"ticket", "\x7f", 1, "byte 0x7f at offset 0"},
+        {"agent", "caf\xc3\xa9 \xc2\x85", 8, "byte 0xc2 at offset 6"},
+        {"region", "0123456789abcdef0123\n", 21, "byte 0x0a at offset 20"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pack_t p;
+        p_init(&p);
+        msgpack_pack_map(&p.pk, 2);
+        p_kv(&p, "type", "a.b");
+        p_str(&p, bad[i].name);
+        msgpack_pack_str_with_body(&p.pk, bad[i].value, bad[i].len);
+        s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_ATTR,
+                        bad[i].detail);
+        /* nor is the id echoed in a refusal */
+        char id[EVB_ID_MAX + 1];
+        if (strcmp(bad[i].name, "id") == 0)
+            CU_ASSERT_EQUAL(evb_envelope_id(p.sb.data, p.sb.size, id), -1);
+        msgpack_sbuffer_destroy(&p.sb);
+    }
+
+    /* non-ASCII that is not a control character passes */
+    pack_t p;
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 3);
+    p_kv(&p, "type", "a.b");
+    p_kv(&p, "subject", "caf\xc3\xa9 \xc2\xa0 \xe2\x80\xa8 x");
+    p_str(&p, "data");
+    msgpack_pack_str_with_body(&p.pk, "a\0b\x7f", 4);
+    evb_reject_t why;
+    char detail[256];
+    evb_event_t *ev = s_decode("a.b", &p, &why, detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_PTR_NOT_NULL(strstr(evb_event_json(ev, NULL),
+                                  "\"data\":\"a\\u0000b\x7f\""));
+    evb_event_release(ev);
+
+    /* a record an older broker accepted is still loaded */
+    msgpack_sbuffer_destroy(&p.sb);
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 2);
+    p_kv(&p, "type", "a.b");
+    p_str(&p, "project");
+    msgpack_pack_str_with_body(&p.pk, "alpha\0evil", 10);
+    ev = evb_event_load(p.sb.data, p.sb.size, 9, NOW_MS, detail,
+                        sizeof detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_EQUAL(ev->seq, 9);
+    evb_event_release(ev);
+    msgpack_sbuffer_destroy(&p.sb);
+}
+
+/* No accepted event renders larger than max_rendered_size: the size is
+ * counted at ingest, exactly when the event has no floats. */
+static void test_rendered_size_is_bounded_and_counted_exactly(void)
+{
+    pack_t p;
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 5);
+    p_kv(&p, "type", "a.b");
+    p_kv(&p, "subject", "quote \" back \\ slash");
+    p_str(&p, "count");
+    msgpack_pack_int(&p.pk, -12345);
+    p_str(&p, "flag");
+    msgpack_pack_false(&p.pk);
+    p_str(&p, "data");
+    msgpack_pack_map(&p.pk, 3);
+    p_kv(&p, "s", "\x01\x02 nul-free but escaped \"");
+    msgpack_pack_uint64(&p.pk, UINT64_MAX);
+    msgpack_pack_array(&p.pk, 3);
+    msgpack_pack_nil(&p.pk);
+    msgpack_pack_bin_with_body(&p.pk, "\xff\x00\x01\x02", 4);
+    msgpack_pack_map(&p.pk, 0);
+    msgpack_pack_int64(&p.pk, INT64_MIN);
+    msgpack_pack_array(&p.pk, 0);
+    evb_reject_t why;
+    char detail[256];
+    evb_event_t *ev = s_decode("a.b", &p, &why, detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    size_t len = 0;
+    const char *json = evb_event_json(ev, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+    CU_ASSERT_EQUAL(ev->json_max, len);
+    CU_ASSERT_EQUAL(strlen(json), len);
+    evb_event_release(ev);
+
+    /* with the limit at that size it passes, one byte less it does not */
+    evb_limits_t lim = s_limits;
+    lim.max_rendered_size = len;
+    ev = evb_event_decode("a.b", 3, p.sb.data, p.sb.size, &lim, NOW_MS, &why,
+                          detail, sizeof detail);
+    CU_ASSERT_PTR_NOT_NULL(ev);
+    if (ev)
+        evb_event_release(ev);
+    lim.max_rendered_size = len - 1;
+    ev = evb_event_decode("a.b", 3, p.sb.data, p.sb.size, &lim, NOW_MS, &why,
+                          detail, sizeof detail);
+    CU_ASSERT_PTR_NULL(ev);
+    CU_ASSERT_EQUAL(why, EVB_REJECT_TOO_LARGE);
+    char want[128];
+    snprintf(want, sizeof want,
+             "the event renders to %zu bytes of JSON, more than "
+             "max_rendered_size %zu",
+             len, len - 1);
+    CU_ASSERT_STRING_EQUAL(detail, want);
+    msgpack_sbuffer_destroy(&p.sb);
+
+    /* binary data, filled-in id and time, a float (counted at its most) */
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 3);
+    p_kv(&p, "type", "a.b");
+    p_str(&p, "data");
+    msgpack_pack_bin_with_body(&p.pk, "12345", 5);
+    p_str(&p, "x");
+    msgpack_pack_int(&p.pk, 1);
+    ev = s_decode("a.b", &p, &why, detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    json = evb_event_json(ev, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"data_base64\":\"MTIzNDU=\""));
+    CU_ASSERT_EQUAL(ev->json_max, len);
+    evb_event_release(ev);
+    msgpack_sbuffer_destroy(&p.sb);
+
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 2);
+    p_kv(&p, "type", "a.b");
+    p_str(&p, "data");
+    msgpack_pack_double(&p.pk, 0.1);
+    ev = s_decode("a.b", &p, &why, detail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    json = evb_event_json(ev, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+    CU_ASSERT(ev->json_max >= len && ev->json_max <= len + 24 - 3);
+    evb_event_release(ev);
     msgpack_sbuffer_destroy(&p.sb);
 }
 
@@ -633,6 +848,12 @@ static CU_TestInfo s_reject_tests[] = {
     {"ext types and non-finite floats are refused",
      test_ext_types_and_non_finite_floats_are_refused},
     {"attribute rules are enforced", test_attribute_rules_are_enforced},
+    {"array and map keys are refused at any depth",
+     test_array_and_map_keys_are_refused_at_any_depth},
+    {"control characters are refused in attributes only",
+     test_control_characters_are_refused_in_attributes_only},
+    {"rendered size is bounded and counted exactly",
+     test_rendered_size_is_bounded_and_counted_exactly},
     {"reject codes are the protocol strings",
      test_reject_codes_are_the_protocol_strings},
     CU_TEST_INFO_NULL};

@@ -92,7 +92,43 @@ static msgpack_object s_ext(void)
     return o;
 }
 
-/* evb_json_write(o) succeeds and gives exactly want[0..n). */
+static int s_size_visit(const evb_mp_item_t *it, int is_key, void *ctx)
+{
+    size_t *sz = ctx;
+    sz[0] += evb_json_mp_item_size(it, is_key);
+    sz[1] += it->kind == EVB_MP_FLOAT;
+    return 0;
+}
+
+/* o packed into raw msgpack: evb_json_write_mp gives the same n bytes as
+ * evb_json_write, and the sizes of its items add up to n exactly (to at
+ * most EVB_JSON_FLOAT_MAX per float, when it has floats). */
+static int s_raw_agrees(const msgpack_object *o, const char *text, size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *o);
+    const uint8_t *p = (const uint8_t *)sb.data, *end = p + sb.size;
+    evb_buf_t b = EVB_BUF_INIT;
+    int ok = evb_json_write_mp(&b, &p, end, 32) == 0 && p == end &&
+             b.len == n && memcmp(b.data, text, n) == 0;
+    size_t sz[2] = {0, 0};
+    p = (const uint8_t *)sb.data;
+    ok = ok && evb_mp_walk(&p, end, 32, s_size_visit, sz) == 0 &&
+         (sz[1] ? sz[0] >= n && sz[0] <= n + sz[1] * EVB_JSON_FLOAT_MAX
+                : sz[0] == n);
+    if (!ok)
+        fprintf(stderr, "\n    raw rendering [%s], %zu bytes counted\n",
+                b.data ? b.data : "", sz[0]);
+    evb_buf_free(&b);
+    msgpack_sbuffer_destroy(&sb);
+    return ok;
+}
+
+/* evb_json_write(o) succeeds and gives exactly want[0..n), and so does
+ * the raw renderer, whose size is counted right. */
 static int s_renders_n(const msgpack_object *o, const char *want, size_t n)
 {
     evb_buf_t b = EVB_BUF_INIT;
@@ -103,7 +139,7 @@ static int s_renders_n(const msgpack_object *o, const char *want, size_t n)
         fprintf(stderr, "\n    rendered [%s] (rc %d), want [%.*s]\n",
                 rc == 0 ? b.data : "", rc, (int)n, want);
     evb_buf_free(&b);
-    return ok;
+    return ok && s_raw_agrees(o, want, n);
 }
 
 static int s_renders(const msgpack_object *o, const char *want)
@@ -698,24 +734,42 @@ static void test_write_empty_array_and_map(void)
     CU_ASSERT(s_renders(&o, "[[],{}]"));
 }
 
-static void test_write_non_string_keys_as_their_json_text_in_a_string(void)
+static void test_write_scalar_keys_as_their_json_text_in_a_string(void)
 {
-    msgpack_object key_items[2] = {s_uint(1), s_str("x")};
-    msgpack_object_kv key_kv = {s_str("k"), s_str("v")};
     msgpack_object_kv kvs[] = {
-        {s_uint(1), s_str("a")},
-        {s_int(-2), s_str("b")},
-        {s_bool(true), s_uint(1)},
-        {s_nil(), s_uint(2)},
-        {s_f64(1.5), s_uint(3)},
-        {s_f64(2.0), s_uint(4)},
-        {s_array(key_items, 2), s_uint(5)},
-        {s_map(&key_kv, 1), s_uint(6)},
+        {s_uint(1), s_str("a")},   {s_int(-2), s_str("b")},
+        {s_bool(true), s_uint(1)}, {s_nil(), s_uint(2)},
+        {s_f64(1.5), s_uint(3)},   {s_f64(2.0), s_uint(4)},
+        {s_bool(false), s_uint(5)},
     };
     msgpack_object o = s_map(kvs, sizeof kvs / sizeof kvs[0]);
     CU_ASSERT(s_renders(&o, "{\"1\":\"a\",\"-2\":\"b\",\"true\":1,\"null\":2,"
-                            "\"1.5\":3,\"2.0\":4,\"[1,\\\"x\\\"]\":5,"
-                            "\"{\\\"k\\\":\\\"v\\\"}\":6}"));
+                            "\"1.5\":3,\"2.0\":4,\"false\":5}"));
+}
+
+/* An array or map as a key would be written as the escaped JSON of the
+ * level below, doubling per level (22 levels: 16.8 MB from 76 bytes):
+ * neither writer takes one. */
+static void test_write_refuses_array_and_map_keys(void)
+{
+    msgpack_object key_items[2] = {s_uint(1), s_str("x")};
+    msgpack_object_kv key_kv = {s_str("k"), s_str("v")};
+    msgpack_object_kv kvs[2] = {{s_array(key_items, 2), s_uint(5)},
+                                {s_map(&key_kv, 1), s_uint(6)}};
+    for (int i = 0; i < 2; i++) {
+        msgpack_object o = s_map(&kvs[i], 1);
+        CU_ASSERT(s_refused(&o));
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, o);
+        const uint8_t *p = (const uint8_t *)sb.data;
+        evb_buf_t b = EVB_BUF_INIT;
+        CU_ASSERT_EQUAL(evb_json_write_mp(&b, &p, p + sb.size, 32), -1);
+        evb_buf_free(&b);
+        msgpack_sbuffer_destroy(&sb);
+    }
 }
 
 static void test_write_bin_key_as_its_base64_string(void)
@@ -1165,8 +1219,9 @@ static CU_TestInfo s_write_tests[] = {
     {"write_bin_as_base64_string", test_write_bin_as_base64_string},
     {"write_arrays_and_maps_compactly", test_write_arrays_and_maps_compactly},
     {"write_empty_array_and_map", test_write_empty_array_and_map},
-    {"write_non_string_keys_as_their_json_text_in_a_string",
-     test_write_non_string_keys_as_their_json_text_in_a_string},
+    {"write_scalar_keys_as_their_json_text_in_a_string",
+     test_write_scalar_keys_as_their_json_text_in_a_string},
+    {"write_refuses_array_and_map_keys", test_write_refuses_array_and_map_keys},
     {"write_bin_key_as_its_base64_string",
      test_write_bin_key_as_its_base64_string},
     CU_TEST_INFO_NULL,
