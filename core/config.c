@@ -665,13 +665,13 @@ static void s_load_control(evb_config_t *cfg, const config_setting_t *root)
     s_endpoint(g, "endpoint", &cfg->control_endpoint);
 }
 
-static int s_name_ok(const char *s)
+int evb_config_name_ok(const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
+    if (n == 0 || n > EVB_NAME_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
+            s[i] != '-')
             return 0;
     return 1;
 }
@@ -860,7 +860,7 @@ static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
         s_err_member(g, "name",
                      "required setting is missing (the instance's unique "
                      "name)");
-    if (ic->name && !s_name_ok(ic->name)) {
+    if (ic->name && !evb_config_name_ok(ic->name, strlen(ic->name))) {
         s_quote(ic->name, got, sizeof got);
         s_err(config_setting_get_member(g, "name"),
               "expected 1 to 64 characters of [A-Za-z0-9_.-], got %s", got);
@@ -907,7 +907,7 @@ static void s_load_instance(evb_config_t *cfg, size_t idx, config_setting_t *g)
     int start = s_choice(g, "start_at", starts);
     ic->start_oldest = start == 1;
     if (s_string(g, "rename_from", &ic->rename_from, 0) > 0 &&
-        !s_name_ok(ic->rename_from)) {
+        !evb_config_name_ok(ic->rename_from, strlen(ic->rename_from))) {
         s_quote(ic->rename_from, got, sizeof got);
         s_err(config_setting_get_member(g, "rename_from"),
               "expected the old name of this instance (1 to 64 characters of "

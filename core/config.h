@@ -88,6 +88,11 @@ void evb_config_report(const char *file, int line, const char *setting,
     __attribute__((format(printf, 4, 5)));
 int evb_config_error_count(void);
 
+/* Instance names: 1 to EVB_NAME_MAX of [A-Za-z0-9_.-] (they name cursor
+ * files too). */
+#define EVB_NAME_MAX 64
+int evb_config_name_ok(const char *s, size_t n);
+
 /* "10s" -> 10000 etc. Accepts ms, s, m, h, d; a bare number is ms.
  * Returns 0 or -1. */
 int evb_parse_duration(const char *s, int64_t *ms);

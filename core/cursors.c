@@ -1,5 +1,6 @@
 /* The cursor store (cursors.h has the files and the rules). */
 #include "cursors.h"
+#include "config.h" /* the instance name rule */
 
 #include <ctype.h>
 #include <dirent.h>
@@ -20,7 +21,6 @@
 #define S_FORMAT 2 /* the journal format the manifest names */
 #define S_MANIFEST "manifest"
 #define S_MAX_FILE 65536 /* a cursor or manifest larger than this is junk */
-#define S_NAME_MAX 64
 
 #define S_LISTED                                                               \
     0              /* in the manifest, not yet claimed by a configured         \
@@ -53,16 +53,6 @@ struct evb_cursors {
 };
 
 /* ------------------------------------------------------------- entries */
-
-static int s_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > S_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
-            return 0;
-    return 1;
-}
 
 static s_entry_t *s_find_n(evb_cursors_t *c, const char *name, size_t len)
 {
@@ -146,19 +136,23 @@ static ssize_t s_slurp(const char *path, char *buf, size_t bufsz)
     return (ssize_t)got;
 }
 
-/* Write path atomically: a temporary file, synced, renamed over it. */
-static int s_replace(const char *path, const char *data, size_t len)
+/* Write path atomically: the temporary file tmp, synced, renamed over it;
+ * with prev, the file it replaces is kept there (between the renames, tmp
+ * and prev are both there). 0, or -1 with errno. */
+static int s_replace(const char *tmp, const char *path, const char *prev,
+                     const char *data, size_t len)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
     int ok = write(fd, data, len) == (ssize_t)len && fdatasync(fd) == 0;
     int e = errno;
     close(fd);
-    if (!ok || rename(tmp, path) < 0) {
-        e = ok ? errno : e;
+    if (ok && prev && rename(path, prev) < 0 && errno != ENOENT)
+        ok = 0, e = errno;
+    if (ok && rename(tmp, path) < 0)
+        ok = 0, e = errno;
+    if (!ok) {
         unlink(tmp);
         errno = e;
         return -1;
@@ -211,7 +205,7 @@ static int s_read_cursor(const evb_cursors_t *c, const char *path,
         *seq = v;
         return S_READ_OK;
     }
-    char fname[S_NAME_MAX + 2];
+    char fname[EVB_NAME_MAX + 2];
     unsigned crc;
     int at_crc = 0, end = 0;
     if (sscanf(buf, "evbus-cursor 2 %65s %20llu %n%8x%n", fname, &v, &at_crc,
@@ -239,7 +233,7 @@ static int s_read_cursor(const evb_cursors_t *c, const char *path,
 
 static int s_write_manifest(evb_cursors_t *c)
 {
-    size_t cap = 64 + c->n * (S_NAME_MAX + 16), len = 0;
+    size_t cap = 64 + c->n * (EVB_NAME_MAX + 16), len = 0;
     char *b = malloc(cap);
     if (!b)
         return -1;
@@ -248,9 +242,10 @@ static int s_write_manifest(evb_cursors_t *c)
         len +=
             (size_t)snprintf(b + len, cap - len, "instance %s\n", c->v[i].name);
     len += (size_t)snprintf(b + len, cap - len, "end %08x\n", s_crc(b, len));
-    char path[PATH_MAX];
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/" S_MANIFEST, c->dir);
-    int rc = s_replace(path, b, len);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = s_replace(tmp, path, NULL, b, len);
     free(b);
     if (rc < 0) {
         evb_error("journal: cannot write %s: %s", path, strerror(errno));
@@ -287,7 +282,7 @@ static int s_parse_manifest(evb_cursors_t *c, char *buf, size_t len, char *why,
         }
         size_t n = (size_t)(strchr(p, '\n') - p);
         if (n < 9 || strncmp(p, "instance ", 9) != 0 ||
-            !s_name_ok(p + 9, n - 9)) {
+            !evb_config_name_ok(p + 9, n - 9)) {
             snprintf(why, whysz, "has a bad line (\"%.*s\")",
                      (int)(n < 40 ? n : 40), p);
             return 0;
@@ -336,9 +331,9 @@ static int s_scan_cursor_files(evb_cursors_t *c, int *format_2)
         if (!dot || (strcmp(dot, ".cursor") != 0 && strcmp(dot, ".prev") != 0))
             continue;
         size_t n = (size_t)(dot - de->d_name);
-        if (s_name_ok(de->d_name, n) && s_is_format_2(c, de->d_name))
+        if (evb_config_name_ok(de->d_name, n) && s_is_format_2(c, de->d_name))
             *format_2 = 1;
-        if (s_name_ok(de->d_name, n) && !s_find_n(c, de->d_name, n) &&
+        if (evb_config_name_ok(de->d_name, n) && !s_find_n(c, de->d_name, n) &&
             !s_add(c, de->d_name, n)) {
             closedir(d);
             errno = ENOMEM;
@@ -516,12 +511,15 @@ evb_cursor_origin_t evb_cursors_load(evb_cursors_t *c, const char *name,
     }
     e->cursor = *cursor;
     e->state = S_LOADED;
+    /* a new or recovered cursor is on disk before anything is delivered,
+     * and a format-1 cursor is rewritten in this format; a new one is
+     * there (its directory entry synced) before the manifest lists it, so
+     * a crash between cannot make it look lost */
+    if (origin != EVB_CURSOR_SAVED || c->legacy_ok)
+        if (s_reset(c, name, *cursor) == 0 && !listed)
+            s_sync_dir(c->cdir);
     if (!listed)
         s_write_manifest(c);
-    /* a new or recovered cursor is on disk before anything is delivered,
-     * and a format-1 cursor is rewritten in this format */
-    if (origin != EVB_CURSOR_SAVED || c->legacy_ok)
-        s_reset(c, name, *cursor);
     return origin;
 }
 
@@ -553,21 +551,11 @@ int evb_cursors_save(evb_cursors_t *c, const char *name, uint64_t cursor,
                      S_FORMAT, name, cursor);
     n += snprintf(line + n, sizeof line - (size_t)n, "%08x\n",
                   s_crc(line, (size_t)n));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    int ok = fd >= 0 && write(fd, line, (size_t)n) == n && fdatasync(fd) == 0;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    /* the old cursor stays as .prev: a fallback if the new one is damaged
-     * (between the renames, .tmp and .prev are both there) */
-    if (ok && rename(path, prev) < 0 && errno != ENOENT)
-        ok = 0, e = errno;
-    if (ok && rename(tmp, path) < 0)
-        ok = 0, e = errno;
-    if (!ok) {
+    /* the old cursor stays as .prev: a fallback if the new one is
+     * damaged */
+    if (s_replace(tmp, path, prev, line, (size_t)n) < 0) {
         snprintf(err, errsz, "cannot save the cursor to %s: %s", path,
-                 strerror(e));
-        unlink(tmp);
+                 strerror(errno));
         return -1;
     }
     return 0;
@@ -684,8 +672,15 @@ int evb_cursors_drop(evb_cursors_t *c, const char *name, uint64_t *cursor,
     *cursor = e->cursor;
     s_remove(c, e);
     if (s_write_manifest(c) < 0) {
+        int saved = errno;
+        /* still listed on disk: keep holding its records */
+        s_entry_t *back = s_add(c, name, strlen(name));
+        if (back) {
+            back->cursor = *cursor;
+            back->state = S_ORPHAN;
+        }
         snprintf(err, errsz, "cannot write the journal's manifest: %s",
-                 strerror(errno));
+                 strerror(saved));
         return -1;
     }
     s_unlink_all(c, name);

@@ -221,7 +221,7 @@ static evb_journal_t *s_open_journal(const evb_config_t *cfg)
     char err[512];
     evb_journal_t *j = evb_journal_open(&jc, &rec, err, sizeof err);
     if (!j) {
-        evb_error("journal %s: %s", cfg->journal_dir, err);
+        evb_error("%s", err); /* "journal: ...", naming the path */
         return NULL;
     }
     if (rec.truncated_bytes || rec.skipped_bytes || rec.bad_segments)

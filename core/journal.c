@@ -36,9 +36,11 @@
 extern ssize_t (*evb_journal_pwrite_hook)(int, const void *, size_t, off_t);
 extern int (*evb_journal_fdatasync_hook)(int);
 extern int (*evb_journal_ftruncate_hook)(int, off_t);
+extern ssize_t (*evb_journal_pread_hook)(int, void *, size_t, off_t);
 ssize_t (*evb_journal_pwrite_hook)(int, const void *, size_t, off_t) = pwrite;
 int (*evb_journal_fdatasync_hook)(int) = fdatasync;
 int (*evb_journal_ftruncate_hook)(int, off_t) = ftruncate;
+ssize_t (*evb_journal_pread_hook)(int, void *, size_t, off_t) = pread;
 
 #define S_MAGIC "EVBJRNL1"
 #define S_VERSION 1
@@ -271,7 +273,8 @@ static int s_window_get(s_window_t *w, int fd, int64_t off, size_t n,
     size_t got = 0;
     w->len = 0;
     while (got < want) {
-        ssize_t r = pread(fd, w->buf + got, want - got, (off_t)(off + got));
+        ssize_t r = evb_journal_pread_hook(fd, w->buf + got, want - got,
+                                           (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -719,8 +722,9 @@ static uint64_t s_due(const s_scan_t *sc, const s_seg_t *s)
 }
 
 /* Check the record at off; 1 valid (its length in *len), 0 with sc->why
- * set when it is not. *torn: the file ends inside it (an incomplete
- * write, not damage). */
+ * set when it is not, -1 when it cannot be read (errno): an I/O error is
+ * not damage, and nothing may be cut or skipped for it. *torn: the file
+ * ends inside it (an incomplete write, not damage). */
 static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
                           int64_t fsize, uint32_t *len, const unsigned char **p,
                           int *torn)
@@ -732,8 +736,11 @@ static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
         return 0;
     }
     int rc = s_window_get(&sc->w, fd, off, S_PREFIX, fsize, p);
-    if (rc <= 0) {
-        snprintf(sc->why, sizeof sc->why, "read error: %s", strerror(errno));
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        snprintf(sc->why, sizeof sc->why, "the file is shorter than it was");
+        *torn = 1;
         return 0;
     }
     *len = s_get32(*p);
@@ -748,8 +755,12 @@ static int s_check_record(s_scan_t *sc, int fd, const s_seg_t *s, int64_t off,
         *torn = 1;
         return 0;
     }
-    if (s_window_get(&sc->w, fd, off, S_PREFIX + *len, fsize, p) <= 0) {
-        snprintf(sc->why, sizeof sc->why, "read error: %s", strerror(errno));
+    rc = s_window_get(&sc->w, fd, off, S_PREFIX + *len, fsize, p);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        snprintf(sc->why, sizeof sc->why, "the file is shorter than it was");
+        *torn = 1;
         return 0;
     }
     const unsigned char *r = *p;
@@ -791,7 +802,7 @@ static uint32_t s_plausible(const unsigned char *p, int64_t room,
 }
 
 /* After a damaged record at `bad`: the offset of the first intact record
- * in [from, limit), or -1. Intact: a plausible header, a seq after `after`
+ * in [from, limit), -1 when there is none, -2 on a read error. Intact: a plausible header, a seq after `after`
  * by no more than the records that fit between (so a record-like pattern
  * inside an event's data is not taken for one), and a checksum that
  * holds. Records are not framed by a marker: the length, kind and seq
@@ -806,8 +817,9 @@ static int64_t s_resync(s_window_t *w, int fd, int64_t bad, int64_t from,
         size_t want = S_READ_AHEAD;
         if ((int64_t)want > limit - off)
             want = (size_t)(limit - off);
-        if (s_window_get(w, fd, off, want, limit, &p) <= 0)
-            return -1;
+        int got = s_window_get(w, fd, off, want, limit, &p);
+        if (got <= 0)
+            return got < 0 ? -2 : -1;
         int64_t avail = w->off + (int64_t)w->len - off;
         int64_t i = 0, next = -1;
         for (; i + least <= avail; i++) {
@@ -817,8 +829,9 @@ static int64_t s_resync(s_window_t *w, int fd, int64_t bad, int64_t from,
             if (!len)
                 continue;
             const unsigned char *r;
-            if (s_window_get(w, fd, at, S_PREFIX + len, limit, &r) <= 0)
-                return -1;
+            got = s_window_get(w, fd, at, S_PREFIX + len, limit, &r);
+            if (got <= 0)
+                return got < 0 ? -2 : -1;
             if (evb_crc32c(0, r + S_PREFIX, len) == s_get32(r + 4))
                 return at;
             next = at + 1; /* the window moved: look again from there */
@@ -897,27 +910,110 @@ static int s_cut_newest(s_seg_t *s, int fd, int64_t off, int64_t fsize,
     return 0;
 }
 
-/* The newest segment ends in a damaged or cut-short record: when the seq
- * it names can be read and is the one due next, that seq is reported lost
- * and never given out again (it may have been acknowledged, or delivered
- * and passed by a cursor). */
+/* The newest segment ends in a damaged or cut-short record (nothing
+ * intact after off). A cut-short record whose seq can be read and is the
+ * one due next is reported lost. A complete but damaged tail is reported
+ * lost from the seq due next up to the highest seq a plausible record
+ * header in it names (a damaged seq field, or several damaged records):
+ * none of those seqs is given out again, for they may have been
+ * acknowledged, or delivered and passed by a cursor. */
 static void s_damaged_tail(s_scan_t *sc, const s_seg_t *s, int fd, int64_t off,
-                           int64_t fsize, evb_journal_recovery_t *rec)
+                           int64_t fsize, int torn,
+                           evb_journal_recovery_t *rec)
 {
     const unsigned char *p;
-    if (fsize - off < S_PREFIX + 8 ||
-        s_window_get(&sc->w, fd, off, S_PREFIX + 8, fsize, &p) <= 0)
-        return;
-    uint64_t seq = s_get64(p + 8);
-    if (seq != s_due(sc, s))
+    uint64_t due = s_due(sc, s), upto = 0;
+    if (fsize - off >= S_PREFIX + 8 &&
+        s_window_get(&sc->w, fd, off, S_PREFIX + 8, fsize, &p) > 0 &&
+        s_get64(p + 8) == due)
+        upto = due;
+    if (!torn) {
+        upto = due;
+        const int64_t least = S_PREFIX + S_FIXED;
+        for (int64_t at = off; at + least <= fsize; at++) {
+            if (s_window_get(&sc->w, fd, at, (size_t)least, fsize, &p) <= 0)
+                break;
+            uint64_t most = due + 1 + (uint64_t)((at - off) / least);
+            /* the length may be what is damaged: any room will do */
+            uint32_t len = s_plausible(p, INT64_MAX / 2, due - 1, most);
+            if (len && s_get64(p + 8) > upto)
+                upto = s_get64(p + 8);
+        }
+    }
+    if (!upto)
         return;
     char where[PATH_MAX + 160];
     snprintf(where, sizeof where,
-             "damaged or cut-short record at the end of %s, offset "
-             "%lld (%s)",
-             s->path, (long long)off, sc->why);
-    s_report_lost(sc, rec, seq, seq, where);
-    sc->tail_seq = seq;
+             "%s record%s at the end of %s, offset %lld (%s)",
+             torn ? "cut-short" : "damaged", upto > due ? "s" : "", s->path,
+             (long long)off, sc->why);
+    s_report_lost(sc, rec, due, upto, where);
+    sc->tail_seq = upto;
+}
+
+/* Copy the damaged tail [off, fsize) of s to PATH.OFF.bad before it is
+ * cut. 0, or -1 (reported) when it cannot be kept: then nothing is cut. */
+static int s_keep_tail(const s_seg_t *s, int fd, int64_t off, int64_t fsize,
+                       evb_journal_recovery_t *rec)
+{
+    char bad[PATH_MAX + 32];
+    snprintf(bad, sizeof bad, "%s.%lld.bad", s->path, (long long)off);
+    int out = open(bad, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int rc = out < 0 ? -1 : 0;
+    char buf[65536];
+    for (int64_t at = off; rc == 0 && at < fsize;) {
+        size_t want = fsize - at < (int64_t)sizeof buf ? (size_t)(fsize - at)
+                                                        : sizeof buf;
+        ssize_t r = pread(fd, buf, want, (off_t)at);
+        if (r <= 0 || s_pwrite_all(out, (unsigned char *)buf, (size_t)r,
+                                   at - off) < 0)
+            rc = -1;
+        at += r > 0 ? r : 0;
+    }
+    if (rc == 0 && fsync(out) < 0)
+        rc = -1;
+    int saved = errno;
+    if (out >= 0)
+        close(out);
+    if (rc < 0) {
+        s_note(rec,
+               "%s at offset %lld: cannot copy the damaged tail to %s (%s); "
+               "it is left in place and a new segment started",
+               s->path, (long long)off, bad, strerror(saved));
+        rec->skipped_bytes += (uint64_t)(fsize - off);
+        return -1;
+    }
+    s_note(rec, "%s at offset %lld: %lld damaged bytes copied to %s",
+           s->path, (long long)off, (long long)(fsize - off), bad);
+    return 0;
+}
+
+/* Whether bytes [off, end) of fd are all zero (0 also when unreadable). */
+static int s_all_zero(s_window_t *w, int fd, int64_t off, int64_t end)
+{
+    while (off < end) {
+        const unsigned char *p;
+        size_t n = end - off < S_READ_AHEAD ? (size_t)(end - off) : S_READ_AHEAD;
+        if (s_window_get(w, fd, off, n, end, &p) <= 0)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (p[i])
+                return 0;
+        off += (int64_t)n;
+    }
+    return 1;
+}
+
+/* A segment cannot be read: recovery stops (the broker does not start)
+ * rather than take an I/O error for damage and cut or skip records. */
+static int s_read_failed(const s_seg_t *s, int64_t off)
+{
+    int saved = errno;
+    evb_error("journal: cannot read %s at offset %lld: %s; not starting "
+              "rather than treat intact records as damaged",
+              s->path, (long long)off, strerror(saved));
+    errno = saved;
+    return -2;
 }
 
 /* Walk every record of s, stepping over damaged stretches to the next
@@ -932,9 +1028,14 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *s, int fd, int64_t fsize,
     while (off < fsize) {
         uint32_t len = 0;
         const unsigned char *p = NULL;
-        if (!s_check_record(sc, fd, s, off, fsize, &len, &p, &torn)) {
+        int ok = s_check_record(sc, fd, s, off, fsize, &len, &p, &torn);
+        if (ok < 0)
+            return s_read_failed(s, off);
+        if (!ok) {
             uint64_t after = s_due(sc, s) - 1;
             int64_t next = s_resync(&sc->w, fd, off, off + 1, fsize, after);
+            if (next == -2)
+                return s_read_failed(s, off);
             if (!bad)
                 rec->bad_segments++;
             bad = 1;
@@ -981,8 +1082,18 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *s, int fd, int64_t fsize,
     if (off >= fsize)
         return 0;
     /* a bad tail: no intact record after off */
+    if (!torn && s_all_zero(&sc->w, fd, off, fsize)) {
+        /* the file system extended the file but never wrote the data (a
+         * power loss): an incomplete write, like a cut-short record */
+        snprintf(sc->why, sizeof sc->why, "zeros to the end");
+        torn = 1;
+    }
     if (newest) {
-        s_damaged_tail(sc, s, fd, off, fsize, rec);
+        s_damaged_tail(sc, s, fd, off, fsize, torn, rec);
+        /* only an incomplete last write is cut as it is; damaged bytes
+         * are copied aside first, for a human */
+        if (!torn && s_keep_tail(s, fd, off, fsize, rec) < 0)
+            return -1;
         return s_cut_newest(s, fd, off, fsize, sc, rec);
     }
     if (s_add_skip(s, off, fsize) < 0) {
@@ -1219,7 +1330,9 @@ evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
         return NULL;
     }
     if (strlen(cfg->dir) + S_NAME_LEN + 8 >= PATH_MAX) {
-        snprintf(err, errsz, "journal: directory name too long");
+        snprintf(err, errsz, "journal: the directory name %.64s... is too "
+                             "long",
+                 cfg->dir);
         return NULL;
     }
     struct stat st;
@@ -1236,7 +1349,7 @@ evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
     rec->created = missing;
     evb_journal_t *j = calloc(1, sizeof *j);
     if (!j) {
-        snprintf(err, errsz, "journal: out of memory");
+        snprintf(err, errsz, "journal: out of memory opening %s", cfg->dir);
         return NULL;
     }
     pthread_mutex_init(&j->lock, NULL);

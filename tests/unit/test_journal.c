@@ -22,6 +22,7 @@
 extern ssize_t (*evb_journal_pwrite_hook)(int, const void *, size_t, off_t);
 extern int (*evb_journal_fdatasync_hook)(int);
 extern int (*evb_journal_ftruncate_hook)(int, off_t);
+extern ssize_t (*evb_journal_pread_hook)(int, void *, size_t, off_t);
 uint32_t evb_crc32c_portable(uint32_t crc, const void *data, size_t n);
 
 #define S_BASE_MS 1700000000000LL
@@ -527,14 +528,62 @@ static void test_recovery_cuts_a_bit_flipped_last_record(void)
     for (size_t at = last; at < len; at++) {
         img[at] ^= (unsigned char)(1u << (at % 8));
         s_spit(seg, img, len);
-        /* while its seq field still says 20, seq 20 is lost and never
-         * reused; a damaged seq field names nothing */
-        int seq_ok = at < last + 8 || at >= last + 16;
+        /* seq 20 is lost and never reused, whichever field the flip hit,
+         * its seq field included */
         img[at] ^= (unsigned char)(1u << (at % 8));
-        bad += !s_check_recovered(dir, seg, last, 19, len - last,
-                                  seq_ok ? 21 : 20);
+        bad += !s_check_recovered(dir, seg, last, 19, len - last, 21);
     }
     CU_ASSERT_EQUAL(bad, 0);
+    /* and the damaged bytes were kept aside before the cut */
+    char kept[700];
+    snprintf(kept, sizeof kept, "%s.%zu.bad", seg, last);
+    CU_ASSERT_EQUAL(access(kept, F_OK), 0);
+    free(img);
+}
+
+/* Reads at or past this offset fail with EIO. */
+static off_t s_eio_from;
+static ssize_t s_eio_pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (off + (off_t)n > s_eio_from) {
+        errno = EIO;
+        return -1;
+    }
+    return pread(fd, buf, n, off);
+}
+
+/* A read error is not damage: recovery refuses to go on, and every byte of
+ * the segment is still there for the next try. */
+static void test_a_read_error_in_recovery_cuts_nothing(void)
+{
+    const char *dir = s_newdir();
+    s_build(dir, 20, 0);
+    char seg[600];
+    s_segment(dir, -1, seg, sizeof seg);
+    size_t len;
+    unsigned char *img = s_slurp(seg, &len);
+    s_eio_from = (off_t)s_last_record(img, len);
+    evb_journal_pread_hook = s_eio_pread;
+    s_log_reset();
+    evb_journal_recovery_t rec;
+    evb_journal_config_t cfg = {dir, 0};
+    char err[256] = "";
+    evb_journal_t *j = evb_journal_open(&cfg, &rec, err, sizeof err);
+    evb_journal_pread_hook = pread;
+    s_log_read();
+    CU_ASSERT_PTR_NULL(j);
+    evb_journal_close(&j);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "Input/output error"));
+    CU_ASSERT_TRUE(s_logged("cannot read %s at offset", seg));
+    size_t after_len;
+    unsigned char *after = s_slurp(seg, &after_len);
+    CU_ASSERT_TRUE(after && after_len == len && memcmp(after, img, len) == 0);
+    free(after);
+    /* and once the disk reads again, all 20 are there */
+    j = s_open(dir, 0, &rec);
+    CU_ASSERT_TRUE(j && rec.records == 20 && rec.lost_records == 0 &&
+                   s_read_range(j, 1, 20));
+    evb_journal_close(&j);
     free(img);
 }
 
@@ -551,11 +600,24 @@ static void test_recovery_cuts_garbage_after_the_last_record(void)
     /* random bytes, zeros, and a plausible length with no record behind */
     for (int i = 0; i < 4096; i++)
         more[len + i] = (unsigned char)(rand() >> 7);
+    /* garbage may be a damaged record: seq 21 is reported lost and kept
+     * from reuse, and the bytes kept aside */
     s_spit(seg, more, len + 100);
-    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 100, 21));
+    CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 100, 22));
+    char kept[700];
+    snprintf(kept, sizeof kept, "%s.%zu.bad", seg, len);
+    size_t kept_len = 0;
+    unsigned char *k = s_slurp(kept, &kept_len);
+    CU_ASSERT_TRUE(k && kept_len == 100 && memcmp(k, more + len, 100) == 0);
+    free(k);
+    unlink(kept);
+    /* zeros are space the file system never filled (a power loss): an
+     * incomplete write, cut with no loss and nothing kept */
     memset(more + len, 0, 4096);
     s_spit(seg, more, len + 4096);
     CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 4096, 21));
+    snprintf(kept, sizeof kept, "%s.%zu.bad", seg, len);
+    CU_ASSERT_NOT_EQUAL(access(kept, F_OK), 0);
     more[len] = 100;
     s_spit(seg, more, len + 60);
     CU_ASSERT_TRUE(s_check_recovered(dir, seg, len, 20, 60, 21));
@@ -1499,6 +1561,8 @@ static CU_TestInfo s_tests[] = {
      test_sync_after_rotation_syncs_the_previous_segment_too},
     {"sync_makes_durable_only_what_was_written_when_it_began",
      test_sync_makes_durable_only_what_was_written_when_it_began},
+    {"a_read_error_in_recovery_cuts_nothing",
+     test_a_read_error_in_recovery_cuts_nothing},
     {"recovery_cuts_a_torn_last_record_at_every_offset",
      test_recovery_cuts_a_torn_last_record_at_every_offset},
     {"recovery_cuts_a_bit_flipped_last_record",
