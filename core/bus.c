@@ -40,7 +40,8 @@ typedef struct {
 /* Replies to acknowledged publishers wait here, in the order the requests
  * came, until the journal is durable past their event (seq 0: a refusal,
  * ready at once, but still sent in order). */
-#define REPLY_INLINE_ID 48 /* ids up to this long (UUIDs: 36) need no malloc */
+#define REPLY_INLINE_ID 48 /* ids up to this long (UUIDs: 36) need no malloc   \
+                            */
 
 typedef struct s_reply {
     zmq_msg_t identity;
@@ -61,18 +62,18 @@ struct evb_bus {
     const evb_config_t *cfg;
     evb_router_t *router;
     void *ctx;
-    void *sub;    /* ingress.pub */
+    void *sub;         /* ingress.pub */
     void *router_sock; /* ingress.ack */
-    void *xpub;   /* egress.pub */
-    void *control; /* control.endpoint (evbusctl) */
-    int64_t clock_ms;     /* see s_accept_time */
+    void *xpub;        /* egress.pub */
+    void *control;     /* control.endpoint (evbusctl) */
+    int64_t clock_ms;  /* see s_accept_time */
     int clock_uses;
     s_reply_t *replies; /* ack replies waiting for durability (ring) */
     size_t reply_head, n_replies, cap_replies;
     s_egress_sub_t *subs; /* egress subscriptions, to skip events */
     size_t n_subs;        /* no one subscribed to */
     size_t cap_subs;
-    int subs_untracked;   /* one was not tracked: publish every event */
+    int subs_untracked; /* one was not tracked: publish every event */
     evb_ratelimit_t rl_reject;
     evb_ratelimit_t rl_egress;
     evb_ratelimit_t rl_reply;
@@ -131,8 +132,7 @@ static void *s_open(evb_bus_t *bus, int type, const char *endpoint,
          * subscribed to is not handed to ZeroMQ at all */
         rc |= s_setopt_int(s, ZMQ_XPUB_VERBOSER, 1, "xpub_verboser");
     }
-    rc |= s_setopt_int(s, ZMQ_LINGER, type == ZMQ_ROUTER ? 1000 : 0,
-                       "linger");
+    rc |= s_setopt_int(s, ZMQ_LINGER, type == ZMQ_ROUTER ? 1000 : 0, "linger");
     if (rc) {
         zmq_close(s);
         return NULL;
@@ -171,8 +171,8 @@ evb_bus_t *evb_bus_new(const evb_config_t *cfg, evb_router_t *router)
         !(bus->xpub = s_open(bus, ZMQ_XPUB, cfg->egress_pub, "egress.pub")))
         goto fail;
     if (cfg->control_endpoint && *cfg->control_endpoint &&
-        !(bus->control = s_open(bus, ZMQ_REP, cfg->control_endpoint,
-                                "control.endpoint")))
+        !(bus->control =
+              s_open(bus, ZMQ_REP, cfg->control_endpoint, "control.endpoint")))
         goto fail;
     return bus;
 fail:
@@ -234,8 +234,7 @@ static void s_release_frame(void *data, void *hint)
 }
 
 /* 1 when some egress subscriber's prefix matches the type. */
-static int s_egress_wanted(const evb_bus_t *bus, const char *type,
-                           size_t tlen)
+static int s_egress_wanted(const evb_bus_t *bus, const char *type, size_t tlen)
 {
     if (bus->subs_untracked)
         return 1;
@@ -273,8 +272,8 @@ static void s_egress(evb_bus_t *bus, evb_event_t *ev)
      * once it has written it */
     zmq_msg_t m;
     evb_event_retain(ev);
-    zmq_msg_init_data(&m, (void *)ev->msgpack, ev->msgpack_len,
-                      s_release_frame, ev);
+    zmq_msg_init_data(&m, (void *)ev->msgpack, ev->msgpack_len, s_release_frame,
+                      ev);
     if (zmq_msg_send(&m, bus->xpub, ZMQ_DONTWAIT) < 0)
         zmq_msg_close(&m);
     else
@@ -288,8 +287,7 @@ static void s_untracked(evb_bus_t *bus, const char *why)
 {
     if (!bus->subs_untracked)
         evb_log(EVBUS_LOG_WARN, NULL,
-                "egress: %s; every event is handed to ZeroMQ from now on",
-                why);
+                "egress: %s; every event is handed to ZeroMQ from now on", why);
     bus->subs_untracked = 1;
 }
 
@@ -349,8 +347,8 @@ static void s_drain_subscriptions(evb_bus_t *bus)
             return;
         /* a prefix longer than the buffer is tracked by its first bytes,
          * which only makes the skip test match more often */
-        s_track_subscription(bus, buf, (size_t)n < sizeof buf ? (size_t)n
-                                                              : sizeof buf);
+        s_track_subscription(bus, buf,
+                             (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
     }
 }
 
@@ -417,14 +415,14 @@ static int s_accept(evb_bus_t *bus, evb_ingress_t in, zmq_msg_t *type,
                     evb_type_stats_t **counted)
 {
     *out = NULL;
-    evb_type_stats_t *ts = evb_stats_type(zmq_msg_data(type),
-                                          zmq_msg_size(type));
+    evb_type_stats_t *ts =
+        evb_stats_type(zmq_msg_data(type), zmq_msg_size(type));
     *counted = ts;
     evb_count(&ts->received[in]);
-    evb_event_t *ev = evb_event_decode(
-        zmq_msg_data(type), zmq_msg_size(type), zmq_msg_data(env),
-        zmq_msg_size(env), &bus->cfg->limits, s_accept_time(bus), why, detail,
-        dsize);
+    evb_event_t *ev = evb_event_decode(zmq_msg_data(type), zmq_msg_size(type),
+                                       zmq_msg_data(env), zmq_msg_size(env),
+                                       &bus->cfg->limits, s_accept_time(bus),
+                                       why, detail, dsize);
     int rc = ev ? evb_router_accept(bus->router, ev, in == EVB_INGRESS_ACK,
                                     orig_seq, why, detail, dsize)
                 : EVB_REFUSED;
@@ -450,8 +448,7 @@ static void s_refuse_frames(evb_bus_t *bus, evb_ingress_t in, int got,
                             evb_reject_t *why, char *detail, size_t dsize)
 {
     *why = EVB_REJECT_FRAMES;
-    snprintf(detail, dsize,
-             "expected 2 frames [type][envelope], got %d", got);
+    snprintf(detail, dsize, "expected 2 frames [type][envelope], got %d", got);
     evb_type_stats_t *ts = evb_stats_type(NULL, 0);
     evb_count(&ts->received[in]);
     evb_count(&ts->rejected[in][*why]);
@@ -487,7 +484,6 @@ static void s_serve_sub(evb_bus_t *bus)
 }
 
 /* ------------------------------------------------------ ack replies */
-
 
 static void s_reply_queue(evb_bus_t *bus, zmq_msg_t *identity, int delimited,
                           uint64_t seq, const char *id, const char *code,
@@ -544,9 +540,9 @@ static void s_reply_send(evb_bus_t *bus, s_reply_t *r)
     const char *status = r->code ? "REJECTED" : "ACCEPTED";
     const char *parts[4] = {status, r->id ? r->id : "", r->code, r->text};
     int nparts = r->code ? 4 : 2;
-    if (!s || zmq_send(s, zmq_msg_data(&r->identity),
-                       zmq_msg_size(&r->identity),
-                       ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (!s ||
+        zmq_send(s, zmq_msg_data(&r->identity), zmq_msg_size(&r->identity),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         evb_count(&evb_stats.ack_replies_lost);
         evb_log_limited(&bus->rl_reply, EVBUS_LOG_WARN, NULL,
                         "ingress ack: could not reply %s for event %s: %s",
@@ -599,8 +595,7 @@ static size_t s_replies_flush(evb_bus_t *bus)
             r->text = strdup(text);
             /* counted as accepted when it arrived: it was not */
             if (r->counted) {
-                atomic_fetch_sub_explicit(r->counted, 1,
-                                          memory_order_relaxed);
+                atomic_fetch_sub_explicit(r->counted, 1, memory_order_relaxed);
                 evb_count(&r->type->rejected[EVB_INGRESS_ACK]
                                             [EVB_REJECT_UNAVAILABLE]);
                 r->counted = NULL;
@@ -626,8 +621,8 @@ static void s_serve_router(evb_bus_t *bus)
          * even when the first is empty (an empty type: bad_type); any
          * other count starting with an empty frame is a REQ's and is
          * answered with the delimiter (docs/protocol.md). */
-        int delimited = m.n >= 2 && zmq_msg_size(&m.parts[1]) == 0 &&
-                        m.total != 3;
+        int delimited =
+            m.n >= 2 && zmq_msg_size(&m.parts[1]) == 0 && m.total != 3;
         int first = delimited ? 2 : 1;
         int payload = m.total - first;
         evb_reject_t why;
@@ -655,8 +650,8 @@ static void s_serve_router(evb_bus_t *bus)
             if (evb_envelope_id(zmq_msg_data(env), zmq_msg_size(env), id) < 0)
                 id[0] = '\0';
             if (rc == EVB_DUPLICATE) /* the original acceptance */
-                s_reply_queue(bus, &m.parts[0], delimited, orig, id, NULL,
-                              NULL, ts, &ts->duplicates[EVB_INGRESS_ACK]);
+                s_reply_queue(bus, &m.parts[0], delimited, orig, id, NULL, NULL,
+                              ts, &ts->duplicates[EVB_INGRESS_ACK]);
             else
                 s_reply_queue(bus, &m.parts[0], delimited, 0, id,
                               evb_reject_code(why), detail, NULL, NULL);
@@ -690,8 +685,7 @@ static void s_serve_control(evb_bus_t *bus)
         free(argv[i]);
     const char *status = ok ? "OK" : "ERROR";
     zmq_send(bus->control, status, strlen(status), ZMQ_SNDMORE);
-    zmq_send(bus->control, reply ? reply : "{}", reply ? strlen(reply) : 2,
-             0);
+    zmq_send(bus->control, reply ? reply : "{}", reply ? strlen(reply) : 2, 0);
     free(reply);
 }
 
@@ -735,8 +729,8 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
     evb_commit_t *commit = bus->router->commit;
     for (;;) {
         zmq_pollitem_t items[6];
-        int n = 0, i_sig, i_sub = -1, i_router = -1, i_xpub = -1,
-            i_commit = -1, i_control = -1;
+        int n = 0, i_sig, i_sub = -1, i_router = -1, i_xpub = -1, i_commit = -1,
+            i_control = -1;
         items[i_sig = n++] = (zmq_pollitem_t){NULL, signal_fd, ZMQ_POLLIN, 0};
         if (bus->sub)
             items[i_sub = n++] = (zmq_pollitem_t){bus->sub, 0, ZMQ_POLLIN, 0};
@@ -744,11 +738,10 @@ int evb_bus_run(evb_bus_t *bus, int signal_fd)
             items[i_router = n++] =
                 (zmq_pollitem_t){bus->router_sock, 0, ZMQ_POLLIN, 0};
         if (bus->xpub)
-            items[i_xpub = n++] =
-                (zmq_pollitem_t){bus->xpub, 0, ZMQ_POLLIN, 0};
+            items[i_xpub = n++] = (zmq_pollitem_t){bus->xpub, 0, ZMQ_POLLIN, 0};
         if (commit)
-            items[i_commit = n++] = (zmq_pollitem_t){
-                NULL, evb_commit_fd(commit), ZMQ_POLLIN, 0};
+            items[i_commit = n++] =
+                (zmq_pollitem_t){NULL, evb_commit_fd(commit), ZMQ_POLLIN, 0};
         if (bus->control)
             items[i_control = n++] =
                 (zmq_pollitem_t){bus->control, 0, ZMQ_POLLIN, 0};

@@ -538,8 +538,9 @@ static int s_endpoint(const config_setting_t *g, const char *name, char **out)
 /* ------------------------------------------------------------ sections */
 
 static const char *const s_root_keys[] = {
-    "log_level", "plugin_dir", "dead_letter_dir", "shutdown_timeout", "ingress",
-    "egress",    "instances",  "journal",         "control",          NULL};
+    "log_level", "plugin_dir",  "dead_letter_dir", "shutdown_timeout",
+    "slow_call", "crash_limit", "ingress",         "egress",
+    "instances", "journal",     "control",         NULL};
 static const char *const s_journal_keys[] = {"dir",
                                              "segment_size",
                                              "commit_interval",
@@ -551,9 +552,16 @@ static const char *const s_journal_keys[] = {"dir",
                                              "dedupe_max_ids",
                                              NULL};
 static const char *const s_control_keys[] = {"endpoint", NULL};
-static const char *const s_ingress_keys[] = {
-    "pub",       "ack",          "rcvhwm",    "ack_sndhwm", "max_message_size",
-    "max_depth", "max_attr_len", "max_rendered_size", "max_types", NULL};
+static const char *const s_ingress_keys[] = {"pub",
+                                             "ack",
+                                             "rcvhwm",
+                                             "ack_sndhwm",
+                                             "max_message_size",
+                                             "max_depth",
+                                             "max_attr_len",
+                                             "max_rendered_size",
+                                             "max_types",
+                                             NULL};
 static const char *const s_egress_keys[] = {"pub", "sndhwm", "slow_subscriber",
                                             NULL};
 static const char *const s_instance_keys[] = {
@@ -1003,6 +1011,8 @@ static void s_load_root(evb_config_t *cfg)
     s_string(root, "plugin_dir", &cfg->plugin_dir, 0);
     s_string(root, "dead_letter_dir", &cfg->dead_letter_dir, 0);
     s_duration(root, "shutdown_timeout", &cfg->shutdown_timeout_ms);
+    s_duration(root, "slow_call", &cfg->slow_call_ms);
+    s_int(root, "crash_limit", 1, 1000, &cfg->crash_limit);
     s_load_ingress(cfg, root);
     s_load_egress(cfg, root);
     s_load_journal(cfg, root);
@@ -1170,6 +1180,8 @@ static evb_config_t *s_load_file(const char *path, int *errors, int keep)
     cfg->dedupe_max_ids = 1000000;
     cfg->control_endpoint = strdup("tcp://127.0.0.1:7703");
     cfg->shutdown_timeout_ms = 10000;
+    cfg->slow_call_ms = 10000;
+    cfg->crash_limit = 2;
     if (!cfg->path || !cfg->ingress_pub || !cfg->ingress_ack ||
         !cfg->egress_pub || !cfg->dead_letter_dir || !cfg->journal_dir ||
         !cfg->control_endpoint) {

@@ -15,14 +15,14 @@
 #include "topic.h"
 
 typedef struct evb_instance_conf {
-    char *name;   /* unique, [A-Za-z0-9_.-]+ */
-    char *plugin; /* plugin name ("file") or a path to a .so */
+    char *name;       /* unique, [A-Za-z0-9_.-]+ */
+    char *plugin;     /* plugin name ("file") or a path to a .so */
     const char *file; /* config file and line of the instance's group */
     int line;
-    char *setting;   /* "instances[2]" — for messages */
-    evb_sub_t sub;   /* topics (default ["**"]) and filter */
-    int queue_size;  /* bounded queue, events (default 10000) */
-    int workers;     /* worker threads (default 1) */
+    char *setting;     /* "instances[2]" — for messages */
+    evb_sub_t sub;     /* topics (default ["**"]) and filter */
+    int queue_size;    /* bounded queue, events (default 10000) */
+    int workers;       /* worker threads (default 1) */
     int max_in_flight; /* 0 = plugin's default */
     int ordered;       /* ordering: 1 "accepted", 0 "none", -1 not set:
                           "accepted" unless the plugin is
@@ -37,18 +37,18 @@ typedef struct evb_instance_conf {
 typedef struct evb_config {
     char *path; /* as given */
     int log_level;
-    char *plugin_dir;       /* NULL = EVBUS_PLUGIN_PATH or the built-in dir */
-    char *ingress_pub;      /* SUB bind endpoint, "" = off */
-    char *ingress_ack;      /* ROUTER bind endpoint, "" = off */
-    char *egress_pub;       /* XPUB bind endpoint, "" = off */
-    int ingress_rcvhwm;     /* per publisher connection, messages */
-    int egress_sndhwm;      /* per egress subscriber, messages */
+    char *plugin_dir;        /* NULL = EVBUS_PLUGIN_PATH or the built-in dir */
+    char *ingress_pub;       /* SUB bind endpoint, "" = off */
+    char *ingress_ack;       /* ROUTER bind endpoint, "" = off */
+    char *egress_pub;        /* XPUB bind endpoint, "" = off */
+    int ingress_rcvhwm;      /* per publisher connection, messages */
+    int egress_sndhwm;       /* per egress subscriber, messages */
     int egress_skip_on_slow; /* 1 (default): "skip" (XPUB_NODROP, every drop
                                 counted, all subscribers of the topic miss
                                 it); 0: "drop" (ZeroMQ drops for the slow
                                 subscriber only, uncounted) */
-    int ack_sndhwm;         /* replies queued per acked publisher */
-    int max_types;          /* event types counted separately (stats.h) */
+    int ack_sndhwm;          /* replies queued per acked publisher */
+    int max_types;           /* event types counted separately (stats.h) */
     evb_limits_t limits;
     char *dead_letter_dir;
     /* the durable journal (docs/durability.md) */
@@ -63,8 +63,10 @@ typedef struct evb_config {
     int64_t journal_max_age_ms;         /* 0 = no limit */
     int64_t dedupe_window_ms;           /* 0 = no duplicate suppression */
     int dedupe_max_ids;
-    char *control_endpoint;             /* REP socket for evbusctl, "" off */
+    char *control_endpoint; /* REP socket for evbusctl, "" off */
     int64_t shutdown_timeout_ms;
+    int64_t slow_call_ms; /* a plugin call this long is slow; 0 = never */
+    int crash_limit;      /* crashes in a row on one event: dead-lettered */
     evb_instance_conf_t *instances;
     size_t n_instances;
     config_t cfg; /* kept alive: options settings point into it */
@@ -102,7 +104,6 @@ int evb_parse_size(const char *s, int64_t *bytes);
 
 /* A libconfig setting's path in our notation, "instances[0].retry.max_age",
  * into buf. */
-const char *evb_setting_path(const config_setting_t *s, char *buf,
-                             size_t size);
+const char *evb_setting_path(const config_setting_t *s, char *buf, size_t size);
 
 #endif

@@ -2,10 +2,10 @@
 
 #include <malloc.h>
 #include <msgpack.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -42,9 +42,8 @@ static void s_orphans(evb_router_t *r, evb_buf_t *b, uint64_t written)
     evb_buf_puts(b, ",\"orphans\":[");
     char name[80];
     uint64_t c;
-    for (size_t i = 0;
-         r->cursors &&
-         evb_cursors_orphan(r->cursors, i, name, sizeof name, &c) == 0;
+    for (size_t i = 0; r->cursors && evb_cursors_orphan(r->cursors, i, name,
+                                                        sizeof name, &c) == 0;
          i++) {
         if (i)
             evb_buf_putc(b, ',');
@@ -80,19 +79,18 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
         written = evb_journal_written_seq(r->journal);
         evb_buf_puts(&b, ",\"journal\":{\"dir\":");
         evb_json_write_string(&b, cfg->journal_dir, strlen(cfg->journal_dir));
-        evb_buf_printf(&b,
-                       ",\"first_seq\":%llu,\"written_seq\":%llu,"
-                       "\"durable_seq\":%llu,\"bytes\":%lld,\"syncs\":%llu,"
-                       "\"lost_at_start\":%llu,\"healthy\":%s",
-                       (unsigned long long)evb_journal_first_seq(r->journal),
-                       (unsigned long long)written,
-                       (unsigned long long)evb_journal_durable_seq(r->journal),
-                       (long long)evb_journal_size(r->journal),
-                       (unsigned long long)(r->commit
-                                                ? evb_commit_syncs(r->commit)
-                                                : 0),
-                       (unsigned long long)evb_read(&evb_stats.journal_lost),
-                       healthy ? "true" : "false");
+        evb_buf_printf(
+            &b,
+            ",\"first_seq\":%llu,\"written_seq\":%llu,"
+            "\"durable_seq\":%llu,\"bytes\":%lld,\"syncs\":%llu,"
+            "\"lost_at_start\":%llu,\"healthy\":%s",
+            (unsigned long long)evb_journal_first_seq(r->journal),
+            (unsigned long long)written,
+            (unsigned long long)evb_journal_durable_seq(r->journal),
+            (long long)evb_journal_size(r->journal),
+            (unsigned long long)(r->commit ? evb_commit_syncs(r->commit) : 0),
+            (unsigned long long)evb_read(&evb_stats.journal_lost),
+            healthy ? "true" : "false");
         if (!healthy) {
             evb_buf_puts(&b, ",\"problem\":");
             evb_json_write_string(&b, why, strlen(why));
@@ -143,18 +141,19 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
             ",\"live\":%s,\"disabled\":%s,\"cursor\":%llu,\"backlog\":%llu,"
             "\"queued\":%llu,\"in_flight\":%llu,\"retrying\":%llu,"
             "\"delivered\":%llu,\"retried\":%llu,\"dead_lettered\":%llu,"
-            "\"fell_behind\":%llu,\"lost\":%llu,\"cursor_recovered\":%llu}",
+            "\"fell_behind\":%llu,\"lost\":%llu,\"cursor_recovered\":%llu,"
+            "\"slow_calls\":%llu,\"stuck\":%llu}",
             st.live ? "true" : "false",
             atomic_load(&inst->disabled) ? "true" : "false",
             (unsigned long long)st.cursor,
-            (unsigned long long)(written > st.cursor ? written - st.cursor
-                                                     : 0),
+            (unsigned long long)(written > st.cursor ? written - st.cursor : 0),
             (unsigned long long)st.queued, (unsigned long long)st.in_flight,
             (unsigned long long)st.retrying, (unsigned long long)st.delivered,
             (unsigned long long)st.retried,
             (unsigned long long)st.dead_lettered,
             (unsigned long long)st.overflow, (unsigned long long)st.lost,
-            (unsigned long long)st.cursor_recovered);
+            (unsigned long long)st.cursor_recovered,
+            (unsigned long long)st.slow_calls, (unsigned long long)st.stuck);
     }
     evb_buf_puts(&b, "]");
     s_orphans(r, &b, written);
@@ -179,10 +178,9 @@ static char *s_drop_cursor(evb_router_t *r, int argc, char **argv, int *ok)
     evb_buf_t b = EVB_BUF_INIT;
     evb_buf_puts(&b, "{\"dropped\":");
     evb_json_write_string(&b, argv[1], strlen(argv[1]));
-    evb_buf_printf(&b, ",\"cursor\":%llu,\"backlog\":%llu}",
-                   (unsigned long long)cursor,
-                   (unsigned long long)(written > cursor ? written - cursor
-                                                         : 0));
+    evb_buf_printf(
+        &b, ",\"cursor\":%llu,\"backlog\":%llu}", (unsigned long long)cursor,
+        (unsigned long long)(written > cursor ? written - cursor : 0));
     *ok = 1;
     return evb_buf_steal(&b, NULL);
 }
@@ -291,8 +289,8 @@ static int s_replay_line(const char *line, size_t len, void *ctx)
     if (!z || evb_json_to_msgpack(line, len, &pk, 32, err, sizeof err) < 0 ||
         msgpack_unpack(sb.data, sb.size, &off, z, &root) !=
             MSGPACK_UNPACK_SUCCESS ||
-        s_field(&root, "event", &event) < 0 ||
-        s_field(event, "id", &id) < 0 || s_field(event, "type", &type) < 0 ||
+        s_field(&root, "event", &event) < 0 || s_field(event, "id", &id) < 0 ||
+        s_field(event, "type", &type) < 0 ||
         s_field(&root, "envelope", &env) < 0 ||
         env->type != MSGPACK_OBJECT_STR || type->type != MSGPACK_OBJECT_STR) {
         goto done; /* not a dead letter this version wrote: keep it */

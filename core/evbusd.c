@@ -25,6 +25,7 @@
 #include "log.h"
 #include "router.h"
 #include "stats.h"
+#include "watch.h"
 
 #ifndef EVBUS_DEFAULT_CONFIG
 #define EVBUS_DEFAULT_CONFIG "/etc/evbus/evbus.conf"
@@ -280,6 +281,50 @@ static int s_attach_cursors(const evb_config_t *cfg, s_state_t *st,
     return 0;
 }
 
+/* The previous run crashed (watch.h): say where, and once one event has
+ * crashed it crash_limit times in a row, dead-letter it for its
+ * instance instead of delivering it again. */
+static void s_previous_crash(const evb_config_t *cfg, s_state_t *st)
+{
+    evb_crash_t cr;
+    if (!evb_crash_previous(cfg->journal_dir, &cr))
+        return;
+    const char *sig = strsignal(cr.sig);
+    if (!cr.instance[0]) {
+        evb_error("the previous evbusd died of signal %d (%s), not in a "
+                  "plugin call",
+                  cr.sig, sig);
+        return;
+    }
+    if (!cr.seq) {
+        evb_error("the previous evbusd died of signal %d (%s) in plugin %s, "
+                  "instance %s, in %s()",
+                  cr.sig, sig, cr.plugin, cr.instance, cr.what);
+        return;
+    }
+    evb_instance_t *inst = NULL;
+    for (size_t i = 0; i < st->n_instances && !inst; i++)
+        if (strcmp(st->instances[i]->name, cr.instance) == 0)
+            inst = st->instances[i];
+    int poison = inst && cr.count >= cfg->crash_limit;
+    evb_error("the previous evbusd died of signal %d (%s) in plugin %s, "
+              "instance %s, delivering event %s (seq %llu); %d crash%s in a "
+              "row on this event: %s",
+              cr.sig, sig, cr.plugin, cr.instance, cr.id,
+              (unsigned long long)cr.seq, cr.count, cr.count == 1 ? "" : "es",
+              poison ? "it is dead-lettered for that instance"
+              : inst ? "it is delivered again (crash_limit decides how often)"
+                     : "that instance is no longer configured");
+    if (poison) {
+        char why[400];
+        snprintf(why, sizeof why,
+                 "crashed the broker: signal %d (%s) in plugin %s, %d times "
+                 "in a row",
+                 cr.sig, sig, cr.plugin, cr.count);
+        evb_instance_poison(inst, cr.seq, why);
+    }
+}
+
 /* The ids accepted within the dedupe window, read back from the journal. */
 static evb_dedupe_t *s_rebuild_dedupe(const evb_config_t *cfg, evb_journal_t *j)
 {
@@ -405,6 +450,16 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_journal;
     }
+    s_previous_crash(cfg, &st);
+    if (evb_crash_arm(cfg->journal_dir) < 0)
+        evb_warn("cannot set up crash notes in %s: %s", cfg->journal_dir,
+                 strerror(errno));
+    evb_watch_slow_ms = cfg->slow_call_ms;
+    if (evb_watch_start(st.instances, st.n_instances) < 0) {
+        evb_error("cannot start the plugin watch thread");
+        rc = 1;
+        goto out_journal;
+    }
     if (cfg->dedupe_window_ms > 0 &&
         !(router.dedupe = s_rebuild_dedupe(cfg, router.journal))) {
         rc = 1;
@@ -452,23 +507,29 @@ int main(int argc, char **argv)
     evb_figures_set_ready(0);
     evb_bus_stop_ingress(bus);
     int64_t deadline = evb_mono_ms() + cfg->shutdown_timeout_ms;
+    /* a hard deadline: a plugin call that never returns cannot hold the
+     * exit (watch.h) */
+    evb_watch_deadline(deadline);
     /* every instance drains in parallel: ask all first, then wait */
     for (size_t i = 0; i < st.n_instances; i++)
         evb_instance_begin_drain(st.instances[i], deadline);
     for (size_t i = 0; i < st.n_instances; i++)
         evb_instance_stop(st.instances[i], deadline);
+    evb_watch_stop();
     evb_figures_detach();
     s_log_totals(&st);
     evb_bus_destroy(&bus);
     evb_event_reclaim_end(); /* workers and ZeroMQ's threads are gone */
 
 out_journal:
+    evb_watch_stop(); /* (when started: on the error paths) */
     /* instances hold journal readers: they go first */
     s_release(&st);
     evb_commit_stop(&router.commit);
     evb_dedupe_destroy(&router.dedupe);
     evb_cursors_close(&router.cursors);
     evb_journal_close(&router.journal);
+    evb_crash_disarm(cfg->journal_dir);
     if (rc == 0)
         evb_info("stopped");
 

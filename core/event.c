@@ -24,9 +24,9 @@
 #include "retry.h" /* evb_random */
 
 /* evb_event_reclaim_*: see event.h */
-static _Thread_local int s_reclaimer;      /* this thread reclaims */
-static atomic_int s_reclaiming;             /* some thread does */
-static _Atomic(evb_event_t *) s_returned;   /* released elsewhere */
+static _Thread_local int s_reclaimer;     /* this thread reclaims */
+static atomic_int s_reclaiming;           /* some thread does */
+static _Atomic(evb_event_t *) s_returned; /* released elsewhere */
 
 #define MAX_TOP_ATTRS 128
 #define MAX_DEPTH_LIMIT 32
@@ -178,8 +178,12 @@ void evb_format_time(char out[32], int64_t unix_ms)
         unsigned day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
         unsigned mon = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
         unsigned year = (unsigned)((yoe + era * 400 + (mon <= 2)) % 10000);
-        unsigned v[] = {year / 100, year % 100, mon, day,
-                        (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
+        unsigned v[] = {year / 100,
+                        year % 100,
+                        mon,
+                        day,
+                        (unsigned)(sod / 3600),
+                        (unsigned)(sod / 60 % 60),
                         (unsigned)(sod % 60)};
         static const char sep[] = "  --T::"; /* separator before v[i] */
         char *o = cached;
@@ -350,12 +354,11 @@ static int s_scan_value(const uint8_t **pp, const uint8_t *end, int depth,
                what);
         return -1;
     case EVB_MP_EDEPTH:
-        s_fail(e, EVB_REJECT_TOO_DEEP, "%s: nested deeper than %d levels",
-               what, max_depth);
+        s_fail(e, EVB_REJECT_TOO_DEEP, "%s: nested deeper than %d levels", what,
+               max_depth);
         return -1;
     case SCAN_BAD_UTF8:
-        s_fail(e, EVB_REJECT_BAD_UTF8, "%s: a string is not valid UTF-8",
-               what);
+        s_fail(e, EVB_REJECT_BAD_UTF8, "%s: a string is not valid UTF-8", what);
         return -1;
     case SCAN_EXT:
         s_fail(e, EVB_REJECT_BAD_VALUE,
@@ -394,7 +397,8 @@ static size_t s_control_at(const uint8_t *s, size_t n)
     }
     for (; i < n; i++) {
         uint8_t c = s[i];
-        if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < n && s[i + 1] <= 0x9f))
+        if (c < 0x20 || c == 0x7f ||
+            (c == 0xc2 && i + 1 < n && s[i + 1] <= 0x9f))
             return i;
     }
     return n;
@@ -462,15 +466,32 @@ typedef struct {
 static void s_set_field(evb_event_t *ev, int code, const char *v)
 {
     switch (code) {
-    case A_TYPE: ev->type = v; break;
-    case A_ID: ev->id = v; break;
-    case A_TIME: ev->time = v; break;
-    case A_SOURCE: ev->source = v; break;
-    case A_SUBJECT: ev->subject = v; break;
-    case A_PROJECT: ev->project = v; break;
-    case A_TICKET: ev->ticket = v; break;
-    case A_AGENT: ev->agent = v; break;
-    default: break;
+    case A_TYPE:
+        ev->type = v;
+        break;
+    case A_ID:
+        ev->id = v;
+        break;
+    case A_TIME:
+        ev->time = v;
+        break;
+    case A_SOURCE:
+        ev->source = v;
+        break;
+    case A_SUBJECT:
+        ev->subject = v;
+        break;
+    case A_PROJECT:
+        ev->project = v;
+        break;
+    case A_TICKET:
+        ev->ticket = v;
+        break;
+    case A_AGENT:
+        ev->agent = v;
+        break;
+    default:
+        break;
     }
 }
 
@@ -552,8 +573,9 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     const uint8_t *p = envelope, *end = p + envelope_len;
     evb_mp_item_t root;
     if (evb_mp_read(&p, end, &root) < 0) {
-        s_fail(&e, EVB_REJECT_MALFORMED, "envelope: truncated or invalid "
-                                         "msgpack");
+        s_fail(&e, EVB_REJECT_MALFORMED,
+               "envelope: truncated or invalid "
+               "msgpack");
         goto refuse;
     }
     if (root.kind != EVB_MP_MAP) {
@@ -582,8 +604,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             goto refuse;
         }
         if (key.kind != EVB_MP_STR) {
-            s_fail(&e, EVB_REJECT_BAD_ATTR,
-                   "attribute names must be strings");
+            s_fail(&e, EVB_REJECT_BAD_ATTR, "attribute names must be strings");
             goto refuse;
         }
         const char *name = (const char *)key.ptr;
@@ -628,10 +649,10 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             /* binary data renders as "data_base64" */
             const uint8_t *q = p;
             evb_mp_item_t peek;
-            int bin = evb_mp_read(&q, end, &peek) == 0 &&
-                      peek.kind == EVB_MP_BIN;
-            json += bin ? sizeof "\"data_base64\":" - 1
-                        : sizeof "\"data\":" - 1;
+            int bin =
+                evb_mp_read(&q, end, &peek) == 0 && peek.kind == EVB_MP_BIN;
+            json +=
+                bin ? sizeof "\"data_base64\":" - 1 : sizeof "\"data\":" - 1;
             if (s_scan_value(&p, end, 1, max_depth, "data", &json, &e) < 0)
                 goto refuse;
             continue;
@@ -661,8 +682,8 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             }
             /* attributes are C strings to plugins, filters and the
              * duplicate index: a NUL would cut them short */
-            size_t at = limits->allow_controls ? v.len
-                                               : s_control_at(v.ptr, v.len);
+            size_t at =
+                limits->allow_controls ? v.len : s_control_at(v.ptr, v.len);
             if (at < v.len) {
                 s_fail(&e, EVB_REJECT_BAD_ATTR,
                        "attribute \"%.*s\" holds a control character "
@@ -717,8 +738,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         } else if (a->code == A_SPECVERSION) {
             have_spec = 1;
             if (v.len != 3 || memcmp(v.ptr, "1.0", 3) != 0) {
-                s_fail(&e, EVB_REJECT_BAD_ATTR,
-                       "specversion must be \"1.0\"");
+                s_fail(&e, EVB_REJECT_BAD_ATTR, "specversion must be \"1.0\"");
                 goto refuse;
             }
         } else if (a->code == A_SOURCE) {
@@ -730,8 +750,8 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
         }
     }
     if (p != end) {
-        s_fail(&e, EVB_REJECT_MALFORMED,
-               "%zu bytes follow the envelope map", (size_t)(end - p));
+        s_fail(&e, EVB_REJECT_MALFORMED, "%zu bytes follow the envelope map",
+               (size_t)(end - p));
         goto refuse;
     }
     if (!have_type) {
@@ -796,18 +816,18 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     char *str = (char *)(ev->attrs + n_table);
     uint8_t *mp = (uint8_t *)str + strings_bytes;
 
-#define ADD_ATTR(nm, nlen, val, vlen, code)                                  \
-    do {                                                                     \
-        evb_attr_t *at = &ev->attrs[ev->n_attrs++];                          \
-        memcpy(str, (nm), (nlen));                                           \
-        str[(nlen)] = '\0';                                                  \
-        at->name = str;                                                      \
-        str += (nlen) + 1;                                                   \
-        memcpy(str, (val), (vlen));                                          \
-        str[(vlen)] = '\0';                                                  \
-        at->value = str;                                                     \
-        s_set_field(ev, (code), str);                                        \
-        str += (vlen) + 1;                                                   \
+#define ADD_ATTR(nm, nlen, val, vlen, code)                                    \
+    do {                                                                       \
+        evb_attr_t *at = &ev->attrs[ev->n_attrs++];                            \
+        memcpy(str, (nm), (nlen));                                             \
+        str[(nlen)] = '\0';                                                    \
+        at->name = str;                                                        \
+        str += (nlen) + 1;                                                     \
+        memcpy(str, (val), (vlen));                                            \
+        str[(vlen)] = '\0';                                                    \
+        at->value = str;                                                       \
+        s_set_field(ev, (code), str);                                          \
+        str += (vlen) + 1;                                                     \
     } while (0)
 
     for (size_t i = 0; i < n_attrs; i++)
@@ -866,15 +886,13 @@ evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
     const evb_limits_t open = {len, MAX_DEPTH_LIMIT, len, SIZE_MAX, 1};
     evb_reject_t why;
     evb_event_t *ev = evb_event_decode(NULL, 0, envelope, len, &open,
-                                       accepted_ms, &why, detail,
-                                       detail_size);
+                                       accepted_ms, &why, detail, detail_size);
     if (ev)
         ev->seq = seq;
     return ev;
 }
 
-int evb_envelope_id(const void *envelope, size_t len,
-                    char out[EVB_ID_MAX + 1])
+int evb_envelope_id(const void *envelope, size_t len, char out[EVB_ID_MAX + 1])
 {
     const uint8_t *p = envelope, *end = p + len;
     evb_mp_item_t root;
@@ -929,9 +947,9 @@ void evb_event_release(evb_event_t *ev)
             atomic_load_explicit(&s_returned, memory_order_relaxed);
         do
             ev->reclaim_next = head;
-        while (!atomic_compare_exchange_weak_explicit(
-            &s_returned, &head, ev, memory_order_release,
-            memory_order_relaxed));
+        while (!atomic_compare_exchange_weak_explicit(&s_returned, &head, ev,
+                                                      memory_order_release,
+                                                      memory_order_relaxed));
         return;
     }
     s_event_free(ev);
@@ -945,8 +963,8 @@ void evb_event_reclaim_begin(void)
 
 size_t evb_event_reclaim(void)
 {
-    evb_event_t *ev = atomic_exchange_explicit(&s_returned, NULL,
-                                               memory_order_acquire);
+    evb_event_t *ev =
+        atomic_exchange_explicit(&s_returned, NULL, memory_order_acquire);
     size_t n = 0;
     while (ev) {
         evb_event_t *next = ev->reclaim_next;
@@ -1018,8 +1036,8 @@ static int s_unpack(const evb_event_t *ev, msgpack_object *root)
         return -1;
     msgpack_zone_clear(z);
     size_t off = 0;
-    msgpack_unpack_return rc = msgpack_unpack(
-        (const char *)ev->msgpack, ev->msgpack_len, &off, z, root);
+    msgpack_unpack_return rc = msgpack_unpack((const char *)ev->msgpack,
+                                              ev->msgpack_len, &off, z, root);
     return rc == MSGPACK_UNPACK_SUCCESS && root->type == MSGPACK_OBJECT_MAP
                ? 0
                : -1;
@@ -1178,8 +1196,7 @@ static const msgpack_object *s_data_path(const msgpack_object *root,
     return o;
 }
 
-int evb_event_data_number(const evb_event_t *ev, const char *path,
-                          double *out)
+int evb_event_data_number(const evb_event_t *ev, const char *path, double *out)
 {
     msgpack_object root;
     if (s_unpack(ev, &root) < 0)

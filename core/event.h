@@ -32,15 +32,18 @@ typedef enum evb_reject {
 const char *evb_reject_code(evb_reject_t r);
 
 typedef struct evb_limits {
-    size_t max_message_size; /* bytes of the envelope frame */
-    int max_depth;           /* nesting of maps/arrays, envelope = 1 */
-    size_t max_attr_len;     /* bytes of any string attribute but data */
+    size_t max_message_size;  /* bytes of the envelope frame */
+    int max_depth;            /* nesting of maps/arrays, envelope = 1 */
+    size_t max_attr_len;      /* bytes of any string attribute but data */
     size_t max_rendered_size; /* bytes of the event's CloudEvents JSON */
-    int allow_controls; /* control characters in string attributes: only
-                           events accepted before they were refused */
+    int allow_controls;       /* control characters in string attributes: only
+                                 events accepted before they were refused */
 } evb_limits_t;
 
-#define EVB_LIMITS_DEFAULT {1024 * 1024, 32, 4096, 8 * 1024 * 1024, 0}
+#define EVB_LIMITS_DEFAULT                                                     \
+    {                                                                          \
+        1024 * 1024, 32, 4096, 8 * 1024 * 1024, 0                              \
+    }
 
 #define EVB_ID_MAX 256 /* bytes of an event id */
 
@@ -52,9 +55,9 @@ typedef struct evb_attr {
 
 struct evbus_event {
     atomic_int refs;
-    int64_t accepted_ms;  /* when the broker accepted it (Unix ms) */
-    uint64_t seq;         /* acceptance order within this broker run */
-    const char *type;     /* the attributes below point into `attrs` */
+    int64_t accepted_ms; /* when the broker accepted it (Unix ms) */
+    uint64_t seq;        /* acceptance order within this broker run */
+    const char *type;    /* the attributes below point into `attrs` */
     const char *id;
     const char *time;
     const char *source;
@@ -62,10 +65,10 @@ struct evbus_event {
     const char *project;
     const char *ticket;
     const char *agent;
-    evb_attr_t *attrs; /* every top-level string attribute, */
-    size_t n_attrs;    /* in envelope order */
-    const uint8_t *msgpack; /* normalized envelope: id, time, specversion */
-    size_t msgpack_len;     /* always present */
+    evb_attr_t *attrs;         /* every top-level string attribute, */
+    size_t n_attrs;            /* in envelope order */
+    const uint8_t *msgpack;    /* normalized envelope: id, time, specversion */
+    size_t msgpack_len;        /* always present */
     size_t json_max;           /* its size at most (exact without floats) */
     _Atomic(char *) json;      /* CloudEvents JSON, made on first use */
     _Atomic size_t json_len;   /* atomic: two threads rendering the event
@@ -135,16 +138,14 @@ size_t evb_event_json_into(const evb_event_t *ev, char *dst, size_t cap);
 /* The data member as JSON; NULL when absent (or out of memory). */
 const char *evb_event_data_json(const evb_event_t *ev, size_t *len);
 /* data.<dotted path> as a number / as text (malloc'd; strings raw). */
-int evb_event_data_number(const evb_event_t *ev, const char *path,
-                          double *out);
+int evb_event_data_number(const evb_event_t *ev, const char *path, double *out);
 char *evb_event_data_text(const evb_event_t *ev, const char *path);
 
 /* Best effort, for rejection replies: the envelope's top-level string "id"
  * (at most EVB_ID_MAX bytes of UTF-8 without control characters) copied
  * into out. 0 when found, else -1. Safe
  * on any input. */
-int evb_envelope_id(const void *envelope, size_t len,
-                    char out[EVB_ID_MAX + 1]);
+int evb_envelope_id(const void *envelope, size_t len, char out[EVB_ID_MAX + 1]);
 
 /* Helpers also used by the client library and tests. */
 /* 1 when `type` is a valid event type: dot-separated segments of

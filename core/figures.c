@@ -222,6 +222,12 @@ static void s_instances(s_out_t *o, s_inst_t *all, size_t n)
         "Times the instance's saved cursor was unusable at start (damaged, "
         "missing, impossible) and it resumed from a safe point before it",
         EVBUS_FIGURE_COUNTER, x->st.cursor_recovered);
+    ONE("evbus_instance_slow_calls_total",
+        "Plugin calls (deliver, tick, ...) that ran longer than slow_call",
+        EVBUS_FIGURE_COUNTER, x->st.slow_calls);
+    ONE("evbus_instance_stuck_calls",
+        "Plugin calls running longer than slow_call right now",
+        EVBUS_FIGURE_GAUGE, x->st.stuck);
     for (s_inst_t *x = all; x < all + n; x++) {
         static const char *const states[] = {"queued", "retrying", "in_flight"};
         uint64_t v[] = {x->st.queued, x->st.retrying, x->st.in_flight};
@@ -313,8 +319,8 @@ size_t evb_figures_visit(evbus_figure_fn fn, void *ctx)
         char name[80];
         uint64_t c;
         while (s_router->cursors &&
-               evb_cursors_orphan(s_router->cursors, orphans, name,
-                                  sizeof name, &c) == 0)
+               evb_cursors_orphan(s_router->cursors, orphans, name, sizeof name,
+                                  &c) == 0)
             orphans++;
         s_put(&o, "evbus_journal_orphaned_cursors",
               "Cursors of instances no longer configured: retention keeps "

@@ -15,9 +15,9 @@
 #include "topic.h"
 
 #define TICK_NEVER INT64_MAX
-#define BATCH 32          /* attempts started per lock round trip */
-#define READ_BATCH 256    /* journal records read per catch-up step */
-#define KICK_BATCH 256    /* queued events worth waking a worker for */
+#define BATCH 32           /* attempts started per lock round trip */
+#define READ_BATCH 256     /* journal records read per catch-up step */
+#define KICK_BATCH 256     /* queued events worth waking a worker for */
 #define CURSOR_SAVE_MS 100 /* how often a moving cursor is saved */
 
 /* ---------------------------------------------------------- the window */
@@ -185,8 +185,8 @@ static void s_finish(evb_attempt_t *att)
 const char *evb_dead_cause_name(evb_dead_cause_t c)
 {
     static const char *const names[EVB_DEAD__COUNT] = {
-        "permanent", "max_attempts", "max_age",  "broken",
-        "disabled",  "overflow",     "shutdown", "internal"};
+        "permanent", "max_attempts", "max_age",  "broken", "disabled",
+        "overflow",  "shutdown",     "internal", "crashed"};
     return c >= 0 && c < EVB_DEAD__COUNT ? names[c] : "internal";
 }
 
@@ -277,9 +277,8 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
                         &inst->rl_retry, EVBUS_LOG_WARN, inst->name,
                         "attempt %d of event %s (%s) failed after %lld ms: "
                         "%s; next attempt in %lld ms",
-                        number, ev->id, ev->type,
-                        (long long)(took_us / 1000), why,
-                        (long long)(due_mono - evb_mono_ms()));
+                        number, ev->id, ev->type, (long long)(took_us / 1000),
+                        why, (long long)(due_mono - evb_mono_ms()));
                     evb_event_release(ev);
                     return;
                 }
@@ -322,12 +321,11 @@ void evb_attempt_complete(evb_attempt_t *att, int result)
         return;
 
     default:
-        evb_log(EVBUS_LOG_ERROR, inst->name,
-                "plugin %s reported invalid outcome %d for event %s; "
-                "treating it as a retry",
-                inst->plugin->desc.name, result, ev->id);
-        snprintf(att->reason, sizeof att->reason, "invalid outcome %d",
-                 result);
+        evb_log_limited(&inst->rl_retry, EVBUS_LOG_ERROR, inst->name,
+                        "plugin %s reported invalid outcome %d for event "
+                        "%s; treating it as a retry",
+                        inst->plugin->desc.name, result, ev->id);
+        snprintf(att->reason, sizeof att->reason, "invalid outcome %d", result);
         evb_attempt_complete(att, EVBUS_RETRY);
         return;
     }
@@ -423,7 +421,8 @@ static void s_catch_up(evb_instance_t *inst)
                             (unsigned long long)rec.seq, why);
             continue;
         }
-        if (rec.kind == EVB_REC_EVENT && !evb_sub_matches(&inst->conf->sub, ev)) {
+        if (rec.kind == EVB_REC_EVENT &&
+            !evb_sub_matches(&inst->conf->sub, ev)) {
             evb_event_release(ev);
             continue;
         }
@@ -472,9 +471,32 @@ static void s_run_attempt(evb_instance_t *inst, evb_attempt_t *att,
         s_dead(att, EVB_DEAD_DISABLED, why);
         return;
     }
+    if (inst->poison_seq && att->ev->seq == inst->poison_seq) {
+        att->number--; /* not attempted this time */
+        s_dead(att, EVB_DEAD_CRASHED, inst->poison_why);
+        return;
+    }
+    evb_call_t *c = evb_call_self;
+    if (c)
+        evb_call_begin(c, "deliver", att->ev->seq, att->ev->id, now_us / 1000);
     int rc = inst->plugin->desc.deliver(inst->userdata, att->ev, att);
+    if (c)
+        evb_call_end(c);
     if (rc != EVBUS_PENDING)
         evb_attempt_complete(att, rc);
+}
+
+/* Run fn(inst) as plugin call `what` in the main thread's slot. */
+static int s_main_call(evb_instance_t *inst, const char *what,
+                       int (*fn)(evb_instance_t *))
+{
+    evb_call_t *was = evb_call_self;
+    evb_call_self = &inst->calls[EVB_CALL_MAIN];
+    evb_call_begin(evb_call_self, what, 0, NULL, evb_mono_ms());
+    int rc = fn(inst);
+    evb_call_end(evb_call_self);
+    evb_call_self = was;
+    return rc;
 }
 
 /* Call tick() with the lock dropped; one worker at a time. */
@@ -482,7 +504,11 @@ static void s_tick(evb_instance_t *inst)
 {
     inst->ticking = 1;
     pthread_mutex_unlock(&inst->lock);
+    if (evb_call_self)
+        evb_call_begin(evb_call_self, "tick", 0, NULL, evb_mono_ms());
     inst->plugin->desc.tick(inst->userdata);
+    if (evb_call_self)
+        evb_call_end(evb_call_self);
     pthread_mutex_lock(&inst->lock);
     inst->ticking = 0;
     inst->last_tick_mono = evb_mono_ms();
@@ -530,6 +556,9 @@ static void *s_worker(void *arg)
      * until every thread id is stored) */
     pthread_mutex_lock(&inst->lock);
     int first = pthread_equal(inst->threads[0], pthread_self());
+    for (int i = 0; i < inst->n_threads; i++)
+        if (pthread_equal(inst->threads[i], pthread_self()))
+            evb_call_self = &inst->calls[i];
     for (;;) {
         int64_t now = evb_mono_ms();
         if (interval > 0 && !inst->ticking &&
@@ -541,7 +570,9 @@ static void *s_worker(void *arg)
             inst->reopen_pending = 0;
             if (d->reopen) {
                 pthread_mutex_unlock(&inst->lock);
+                evb_call_begin(evb_call_self, "reopen", 0, NULL, now);
                 d->reopen(inst->userdata);
+                evb_call_end(evb_call_self);
                 pthread_mutex_lock(&inst->lock);
             }
             continue;
@@ -586,8 +617,8 @@ static void *s_worker(void *arg)
         }
 
         /* behind: read the journal while the window has room */
-        if (inst->journal && !inst->live && !inst->stopping &&
-            !inst->reading && !s_full(inst)) {
+        if (inst->journal && !inst->live && !inst->stopping && !inst->reading &&
+            !s_full(inst)) {
             uint64_t before = inst->tail;
             s_catch_up(inst);
             if (inst->tail != before || inst->live)
@@ -615,8 +646,8 @@ static void *s_worker(void *arg)
                 break;
             }
         }
-        int startable = inst->next < inst->tail &&
-                        !(inst->ordered && inst->heap_count);
+        int startable =
+            inst->next < inst->tail && !(inst->ordered && inst->heap_count);
         if (room && (startable ||
                      (inst->heap_count && inst->heap[0]->due_mono <= now))) {
             atomic_fetch_sub(&inst->sleepers, 1);
@@ -658,6 +689,10 @@ evb_instance_t *evb_instance_new(const evb_instance_conf_t *conf,
                         ? conf->ordered
                         : !(plugin->desc.flags & EVBUS_PLUGIN_UNORDERED);
     inst->config_file = config_file;
+    for (int i = 0; i < EVB_CALL_SLOTS; i++) {
+        inst->calls[i].instance = conf->name;
+        inst->calls[i].plugin = plugin->desc.name;
+    }
     pthread_mutex_init(&inst->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -739,17 +774,50 @@ int evb_instance_attach(evb_instance_t *inst, evb_journal_t *journal,
     return 0;
 }
 
+static int s_validate(evb_instance_t *inst)
+{
+    return inst->plugin->desc.validate(inst, evb_host_table());
+}
+
 int evb_instance_validate(evb_instance_t *inst)
 {
     if (!inst->plugin->desc.validate)
         return 0;
-    return inst->plugin->desc.validate(inst, evb_host_table()) == 0 ? 0 : -1;
+    return s_main_call(inst, "validate", s_validate) == 0 ? 0 : -1;
+}
+
+static int s_init(evb_instance_t *inst)
+{
+    return inst->plugin->desc.init(inst, evb_host_table(), &inst->userdata);
+}
+
+static int s_shutdown(evb_instance_t *inst)
+{
+    inst->plugin->desc.shutdown(inst->userdata);
+    return 0;
+}
+
+void evb_instance_poison(evb_instance_t *inst, uint64_t seq, const char *why)
+{
+    inst->poison_seq = seq;
+    snprintf(inst->poison_why, sizeof inst->poison_why, "%s", why);
+}
+
+void evb_instance_save_cursor_now(evb_instance_t *inst)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    if (!inst->cursors || pthread_mutex_timedlock(&inst->lock, &ts) != 0)
+        return;
+    s_maybe_save(inst, evb_mono_ms(), 1);
+    pthread_mutex_unlock(&inst->lock);
 }
 
 int evb_instance_start(evb_instance_t *inst)
 {
     const evbus_plugin_t *d = &inst->plugin->desc;
-    if (d->init(inst, evb_host_table(), &inst->userdata) != 0) {
+    if (s_main_call(inst, "init", s_init) != 0) {
         evb_log(EVBUS_LOG_ERROR, inst->name,
                 "plugin %s failed to initialise this instance", d->name);
         return -1;
@@ -823,8 +891,8 @@ static void s_refuse(evb_instance_t *inst, evb_event_t *ev,
  * or where a catch-up ended). Lock held (workers store seen_seq too). */
 static void s_seen(evb_instance_t *inst)
 {
-    if (inst->stage_seen > atomic_load_explicit(&inst->seen_seq,
-                                                memory_order_relaxed))
+    if (inst->stage_seen >
+        atomic_load_explicit(&inst->seen_seq, memory_order_relaxed))
         atomic_store_explicit(&inst->seen_seq, inst->stage_seen,
                               memory_order_relaxed);
 }
@@ -949,7 +1017,7 @@ void evb_instance_stop(evb_instance_t *inst, int64_t deadline_mono_ms)
 
     /* the plugin completes whatever it still holds */
     if (inst->initialized && inst->plugin->desc.shutdown)
-        inst->plugin->desc.shutdown(inst->userdata);
+        s_main_call(inst, "shutdown", s_shutdown);
     inst->initialized = 0;
     atomic_store(&inst->state, EVB_INST_STOPPED);
 
@@ -1027,8 +1095,8 @@ void evb_instance_destroy(evb_instance_t **self)
         free(att);
     }
     for (int k = 0; k < 2; k++) {
-        evb_attempt_t *att = k ? atomic_exchange(&inst->att_returned, NULL)
-                               : inst->att_spare;
+        evb_attempt_t *att =
+            k ? atomic_exchange(&inst->att_returned, NULL) : inst->att_spare;
         while (att) {
             evb_attempt_t *next = att->free_next;
             free(att);
@@ -1070,4 +1138,9 @@ void evb_instance_get_stats(evb_instance_t *inst, evb_instance_stats_t *out)
     pthread_mutex_unlock(&inst->lock);
     out->state = atomic_load(&inst->state);
     out->disabled = atomic_load(&inst->disabled);
+    out->slow_calls = atomic_load(&inst->n_slow_calls);
+    out->stuck = 0;
+    int64_t now = evb_mono_ms();
+    for (int i = 0; i < EVB_CALL_SLOTS; i++)
+        out->stuck += (uint64_t)evb_call_stuck(&inst->calls[i], now, NULL);
 }

@@ -46,6 +46,7 @@
 #include "log.h"
 #include "schema.h"
 #include "stats.h"
+#include "watch.h"
 
 typedef struct evbus_instance evb_instance_t;
 typedef struct evbus_attempt evb_attempt_t;
@@ -62,6 +63,8 @@ typedef enum evb_dead_cause {
     EVB_DEAD_SHUTDOWN,      /* "shutdown": not delivered in time, no
                                journal to keep it */
     EVB_DEAD_INTERNAL,      /* "internal": out of memory */
+    EVB_DEAD_CRASHED,       /* "crashed": it crashed the broker crash_limit
+                               times in a row (watch.h) */
     EVB_DEAD__COUNT
 } evb_dead_cause_t;
 
@@ -82,22 +85,24 @@ typedef struct evb_instance_stats {
                                disabled; without a journal also overflow
                                and shutdown) */
     uint64_t dead_by[EVB_DEAD__COUNT]; /* the same by cause */
-    uint64_t overflow;      /* without a journal: dead-lettered, queue full;
-                               with one: times the instance fell behind and
-                               went to read the journal */
-    uint64_t lost;          /* journal records deleted (retention limits or
-                               corruption) before this instance read them */
-    uint64_t cursor_recovered; /* its saved cursor was unusable at start and
-                                  it resumed from a safe point (0 or 1) */
-    uint64_t queued;        /* waiting for a first attempt */
-    uint64_t retrying;      /* waiting for a retry */
-    uint64_t in_flight;     /* attempts under way */
-    uint64_t cursor;        /* every event up to this seq is done */
+    uint64_t overflow;          /* without a journal: dead-lettered, queue full;
+                                   with one: times the instance fell behind and
+                                   went to read the journal */
+    uint64_t lost;              /* journal records deleted (retention limits or
+                                   corruption) before this instance read them */
+    uint64_t cursor_recovered;  /* its saved cursor was unusable at start and
+                                   it resumed from a safe point (0 or 1) */
+    uint64_t queued;            /* waiting for a first attempt */
+    uint64_t retrying;          /* waiting for a retry */
+    uint64_t in_flight;         /* attempts under way */
+    uint64_t cursor;            /* every event up to this seq is done */
     int64_t oldest_accepted_ms; /* the oldest event held in memory and not
                                    done yet, Unix ms; 0 = none */
-    int live;               /* 1 live, 0 catching up from the journal */
-    int state;              /* EVB_INST_* */
+    int live;                   /* 1 live, 0 catching up from the journal */
+    int state;                  /* EVB_INST_* */
     int disabled;
+    uint64_t slow_calls; /* plugin calls that ran past slow_call */
+    uint64_t stuck;      /* calls running past it now */
 } evb_instance_stats_t;
 
 /* One window slot. */
@@ -112,12 +117,12 @@ struct evbus_attempt {
     evb_instance_t *inst;
     struct evbus_attempt *free_next; /* in the instance's spare lists */
     evb_event_t *ev;
-    uint64_t slot;         /* absolute slot number */
-    int number;            /* attempts started so far (1 = first) */
-    int64_t due_mono;      /* when the next attempt may start */
-    int64_t retry_after;   /* plugin hint for the next attempt, ms */
-    int64_t started_us;    /* monotonic start of the current attempt */
-    char reason[1024];     /* the last failure; keep last (see memset) */
+    uint64_t slot;       /* absolute slot number */
+    int number;          /* attempts started so far (1 = first) */
+    int64_t due_mono;    /* when the next attempt may start */
+    int64_t retry_after; /* plugin hint for the next attempt, ms */
+    int64_t started_us;  /* monotonic start of the current attempt */
+    char reason[1024];   /* the last failure; keep last (see memset) */
 };
 
 struct evbus_instance {
@@ -137,8 +142,8 @@ struct evbus_instance {
     /* the window: slots [head, next) started, [next, tail) queued */
     evb_slot_t *slots;
     uint64_t cap, head, next, tail;
-    evb_attempt_t **heap; /* retries, min-heap by (due_mono, slot), or by
-                             slot alone with ordering = "accepted" */
+    evb_attempt_t **heap;   /* retries, min-heap by (due_mono, slot), or by
+                               slot alone with ordering = "accepted" */
     size_t left_in_journal; /* retries given back to the journal at stop */
     size_t heap_count, heap_cap;
     /* Changed without the lock when an attempt finishes (any thread), so
@@ -153,7 +158,7 @@ struct evbus_instance {
     _Atomic(evb_attempt_t *) att_returned;
     evb_attempt_t *att_spare;
     int wake_room_at; /* in_flight at which a worker waiting for room wakes */
-    int stopping;         /* 1 = drain, 2 = stop now */
+    int stopping;     /* 1 = drain, 2 = stop now */
     int64_t deadline_mono;
     int reopen_pending;
     int wake_pending; /* pushed since the last kick */
@@ -164,14 +169,24 @@ struct evbus_instance {
                                   read it after an acquire load of that */
     pthread_t threads[64];
     int n_threads;
+    /* the plugin call each worker is in ([i] for threads[i]), and the main
+     * thread's (init, validate, shutdown): watch.h */
+#define EVB_CALL_MAIN 64
+#define EVB_CALL_SLOTS 65
+    evb_call_t calls[EVB_CALL_SLOTS];
+    atomic_uint_fast64_t n_slow_calls;
+    /* an event that crashed the broker crash_limit times in a row: it is
+     * dead-lettered instead of delivered (0 = none) */
+    uint64_t poison_seq;
+    char poison_why[400];
 
     /* the journal side (all NULL/0 without a journal) */
     evb_journal_t *journal;
     evb_cursors_t *cursors;
-    int live;                 /* ingest pushes into the window */
-    int ordered;              /* ordering = "accepted" (resolved) */
-    uint64_t skipped_upto;    /* newest seq ingest skipped while !live */
-    uint64_t catchup_from;    /* where reading the journal starts */
+    int live;                      /* ingest pushes into the window */
+    int ordered;                   /* ordering = "accepted" (resolved) */
+    uint64_t skipped_upto;         /* newest seq ingest skipped while !live */
+    uint64_t catchup_from;         /* where reading the journal starts */
     atomic_uint_fast64_t seen_seq; /* newest seq ingest routed while live */
     evb_journal_reader_t *reader;  /* catching up */
     int reading;                   /* a worker is reading the journal */
@@ -185,8 +200,8 @@ struct evbus_instance {
     size_t n_stage;
     uint64_t stage_seen; /* newest seq ingest routed, staged or passed */
 
-    atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_overflow,
-        n_lost, n_cursor_recovered;
+    atomic_uint_fast64_t n_enqueued, n_delivered, n_retried, n_overflow, n_lost,
+        n_cursor_recovered;
     atomic_uint_fast64_t n_dead[EVB_DEAD__COUNT];
     evb_hist_t h_attempt;  /* deliver() to outcome, every attempt */
     evb_hist_t h_delivery; /* accepted to delivered (outcome OK) */
@@ -232,6 +247,13 @@ static inline void evb_instance_pass(evb_instance_t *inst, uint64_t seq)
 {
     inst->stage_seen = seq;
 }
+
+/* Dead-letter event seq with `why` instead of delivering it (it crashed
+ * the broker). Before start. */
+void evb_instance_poison(evb_instance_t *inst, uint64_t seq, const char *why);
+/* Save the cursor now, from any thread (the shutdown deadline): the lock
+ * is waited for at most a second. */
+void evb_instance_save_cursor_now(evb_instance_t *inst);
 
 /* SIGHUP: the plugin's reopen() runs on a worker between deliveries. */
 void evb_instance_request_reopen(evb_instance_t *inst);

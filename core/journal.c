@@ -802,11 +802,12 @@ static uint32_t s_plausible(const unsigned char *p, int64_t room,
 }
 
 /* After a damaged record at `bad`: the offset of the first intact record
- * in [from, limit), -1 when there is none, -2 on a read error. Intact: a plausible header, a seq after `after`
- * by no more than the records that fit between (so a record-like pattern
- * inside an event's data is not taken for one), and a checksum that
- * holds. Records are not framed by a marker: the length, kind and seq
- * fields together rule out almost every offset before the checksum. */
+ * in [from, limit), -1 when there is none, -2 on a read error. Intact: a
+ * plausible header, a seq after `after` by no more than the records that fit
+ * between (so a record-like pattern inside an event's data is not taken for
+ * one), and a checksum that holds. Records are not framed by a marker: the
+ * length, kind and seq fields together rule out almost every offset before the
+ * checksum. */
 static int64_t s_resync(s_window_t *w, int fd, int64_t bad, int64_t from,
                         int64_t limit, uint64_t after)
 {
@@ -918,8 +919,7 @@ static int s_cut_newest(s_seg_t *s, int fd, int64_t off, int64_t fsize,
  * none of those seqs is given out again, for they may have been
  * acknowledged, or delivered and passed by a cursor. */
 static void s_damaged_tail(s_scan_t *sc, const s_seg_t *s, int fd, int64_t off,
-                           int64_t fsize, int torn,
-                           evb_journal_recovery_t *rec)
+                           int64_t fsize, int torn, evb_journal_recovery_t *rec)
 {
     const unsigned char *p;
     uint64_t due = s_due(sc, s), upto = 0;
@@ -963,10 +963,10 @@ static int s_keep_tail(const s_seg_t *s, int fd, int64_t off, int64_t fsize,
     char buf[65536];
     for (int64_t at = off; rc == 0 && at < fsize;) {
         size_t want = fsize - at < (int64_t)sizeof buf ? (size_t)(fsize - at)
-                                                        : sizeof buf;
+                                                       : sizeof buf;
         ssize_t r = pread(fd, buf, want, (off_t)at);
-        if (r <= 0 || s_pwrite_all(out, (unsigned char *)buf, (size_t)r,
-                                   at - off) < 0)
+        if (r <= 0 ||
+            s_pwrite_all(out, (unsigned char *)buf, (size_t)r, at - off) < 0)
             rc = -1;
         at += r > 0 ? r : 0;
     }
@@ -983,8 +983,8 @@ static int s_keep_tail(const s_seg_t *s, int fd, int64_t off, int64_t fsize,
         rec->skipped_bytes += (uint64_t)(fsize - off);
         return -1;
     }
-    s_note(rec, "%s at offset %lld: %lld damaged bytes copied to %s",
-           s->path, (long long)off, (long long)(fsize - off), bad);
+    s_note(rec, "%s at offset %lld: %lld damaged bytes copied to %s", s->path,
+           (long long)off, (long long)(fsize - off), bad);
     return 0;
 }
 
@@ -993,7 +993,8 @@ static int s_all_zero(s_window_t *w, int fd, int64_t off, int64_t end)
 {
     while (off < end) {
         const unsigned char *p;
-        size_t n = end - off < S_READ_AHEAD ? (size_t)(end - off) : S_READ_AHEAD;
+        size_t n =
+            end - off < S_READ_AHEAD ? (size_t)(end - off) : S_READ_AHEAD;
         if (s_window_get(w, fd, off, n, end, &p) <= 0)
             return 0;
         for (size_t i = 0; i < n; i++)
@@ -1330,8 +1331,9 @@ evb_journal_t *evb_journal_open(const evb_journal_config_t *cfg,
         return NULL;
     }
     if (strlen(cfg->dir) + S_NAME_LEN + 8 >= PATH_MAX) {
-        snprintf(err, errsz, "journal: the directory name %.64s... is too "
-                             "long",
+        snprintf(err, errsz,
+                 "journal: the directory name %.64s... is too "
+                 "long",
                  cfg->dir);
         return NULL;
     }

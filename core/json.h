@@ -56,7 +56,6 @@ size_t evb_json_string_size(const char *s, size_t n);
  * size with it. A container key counts 0: it cannot be written. */
 size_t evb_json_mp_item_size(const evb_mp_item_t *it, int is_key);
 
-
 /* Parse one JSON value (RFC 8259; surrounding white space allowed, nothing
  * else after it) and pack it with `pk`: objects -> maps, arrays -> arrays,
  * strings -> str (escapes decoded, surrogate pairs joined into UTF-8),

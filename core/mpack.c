@@ -10,8 +10,7 @@ static inline uint64_t s_be(const uint8_t *p, int n)
     return v;
 }
 
-int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
-                    evb_mp_item_t *it)
+int evb_mp_read_any(const uint8_t **pp, const uint8_t *end, evb_mp_item_t *it)
 {
     const uint8_t *p = *pp;
     if (p >= end)
@@ -45,8 +44,12 @@ int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
             it->kind = EVB_MP_BOOL;
             it->u = c == 0xc3;
             break;
-        case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
-        case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+        case 0xc4:
+        case 0xc5:
+        case 0xc6: /* bin 8/16/32 */
+        case 0xd9:
+        case 0xda:
+        case 0xdb: /* str 8/16/32 */
             n = 1 << ((c >= 0xd9 ? c - 0xd9 : c - 0xc4));
             if (avail < (size_t)n)
                 return -1;
@@ -54,7 +57,9 @@ int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
             it->len = (uint32_t)s_be(p, n);
             p += n;
             goto payload;
-        case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: size, type */
+        case 0xc7:
+        case 0xc8:
+        case 0xc9: /* ext 8/16/32: size, type */
             n = 1 << (c - 0xc7);
             if (avail < (size_t)n + 1)
                 return -1;
@@ -62,7 +67,11 @@ int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
             it->len = (uint32_t)s_be(p, n);
             p += n + 1;
             goto payload;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext */
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8: /* fixext */
             if (avail < 1)
                 return -1;
             it->kind = EVB_MP_EXT;
@@ -89,7 +98,10 @@ int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
             p += 8;
             break;
         }
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
             n = 1 << (c - 0xcc);
             if (avail < (size_t)n)
                 return -1;
@@ -97,7 +109,10 @@ int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
             it->u = s_be(p, n);
             p += n;
             break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
             n = 1 << (c - 0xd0);
             if (avail < (size_t)n)
                 return -1;
@@ -115,8 +130,10 @@ int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
             p += n;
             break;
         }
-        case 0xdc: case 0xdd:
-        case 0xde: case 0xdf:
+        case 0xdc:
+        case 0xdd:
+        case 0xde:
+        case 0xdf:
             n = (c & 1) ? 4 : 2;
             if (avail < (size_t)n)
                 return -1;
@@ -142,7 +159,7 @@ int evb_mp_walk(const uint8_t **pp, const uint8_t *end, int max_depth,
                 int (*visit)(const evb_mp_item_t *it, int is_key, void *ctx),
                 void *ctx)
 {
-    uint64_t left[66]; /* items left in each open container */
+    uint64_t left[66];  /* items left in each open container */
     uint8_t in_map[66]; /* whether that container is a map */
     int top = 0;
     if (max_depth > 64)

@@ -35,8 +35,7 @@ typedef struct evb_mp_item {
  * Returns 0 and advances *pp, or -1 when the bytes end too early or hold
  * the never-used byte 0xc1. The common one-byte headers are inline: both
  * ingest and rendering read every item of every event. */
-int evb_mp_read_any(const uint8_t **pp, const uint8_t *end,
-                    evb_mp_item_t *it);
+int evb_mp_read_any(const uint8_t **pp, const uint8_t *end, evb_mp_item_t *it);
 
 static inline int evb_mp_read(const uint8_t **pp, const uint8_t *end,
                               evb_mp_item_t *it)
@@ -77,11 +76,12 @@ static inline int evb_mp_read(const uint8_t **pp, const uint8_t *end,
 
 /* Walk one whole value at *pp (containers and everything inside them),
  * calling visit(item, is_key, ctx) for every item, containers before their
- * elements (is_key: the item is a key of a map); visit may be NULL. Containers may nest max_depth deep (a
- * scalar is 0 deep, [1] is 1; at most 64). Every declared count is bounded
- * by the bytes left, so hostile counts cost nothing. Returns 0 with *pp
- * past the value, an EVB_MP_E* code, or the first non-zero value visit
- * returned (make those below -9). Iterative: no recursion on input. */
+ * elements (is_key: the item is a key of a map); visit may be NULL. Containers
+ * may nest max_depth deep (a scalar is 0 deep, [1] is 1; at most 64). Every
+ * declared count is bounded by the bytes left, so hostile counts cost nothing.
+ * Returns 0 with *pp past the value, an EVB_MP_E* code, or the first non-zero
+ * value visit returned (make those below -9). Iterative: no recursion on input.
+ */
 int evb_mp_walk(const uint8_t **pp, const uint8_t *end, int max_depth,
                 int (*visit)(const evb_mp_item_t *it, int is_key, void *ctx),
                 void *ctx);

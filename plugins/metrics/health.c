@@ -11,6 +11,7 @@ void health_free(health_t *h)
 {
     evb_buf_free(&h->waiting);
     evb_buf_free(&h->disabled);
+    evb_buf_free(&h->stuck);
 }
 
 static const char *s_label(const char *const *labels, const char *name)
@@ -43,6 +44,8 @@ void health_on_figure(void *ctx, const char *name, const char *help, int kind,
         h->journal_bad = value != 1;
     } else if (strcmp(name, "evbus_instance_disabled") == 0 && value == 1) {
         s_list(&h->disabled, s_label(labels, "instance"));
+    } else if (strcmp(name, "evbus_instance_stuck_calls") == 0 && value > 0) {
+        s_list(&h->stuck, s_label(labels, "instance"));
     } else if (strcmp(name, "evbus_instance_up") == 0 && value != 1) {
         s_list(&h->waiting, s_label(labels, "instance"));
     }
@@ -80,5 +83,10 @@ int health_ready(const health_t *h, evb_buf_t *body)
     if (h->disabled.len)
         evb_buf_printf(body, "disabled instances (see the log): %s\n",
                        h->disabled.data);
+    if (h->stuck.len)
+        evb_buf_printf(body,
+                       "instances with a plugin call stuck past slow_call "
+                       "(see the log): %s\n",
+                       h->stuck.data);
     return ok ? 200 : 503;
 }

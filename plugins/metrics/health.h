@@ -16,6 +16,7 @@ typedef struct health {
     double beat_s;      /* evbus_ingest_heartbeat_timestamp_seconds */
     evb_buf_t waiting;  /* instances not running, ", "-separated */
     evb_buf_t disabled; /* instances disabled */
+    evb_buf_t stuck;    /* instances with a plugin call past slow_call */
 } health_t;
 
 void health_init(health_t *h);
@@ -30,8 +31,9 @@ void health_on_figure(void *ctx, const char *name, const char *help, int kind,
 int health_live(const health_t *h, double now_s, int64_t stall_ms,
                 evb_buf_t *body);
 /* /readyz: 200 when evbusd reports ready and its journal works, else 503
- * with the reasons; disabled instances are listed but do not make it
- * unready (a broken destination is not a reason to stop taking events). */
+ * with the reasons; disabled and stuck instances are listed but do not
+ * make it unready (a broken destination is not a reason to stop taking
+ * events). */
 int health_ready(const health_t *h, evb_buf_t *body);
 
 #endif

@@ -208,7 +208,7 @@ class Broker:
     """
 
     def __init__(self, instances=None, extra="", env=None, log_level="info", ingress="",
-                 journal=""):
+                 journal="", shutdown_timeout="5s"):
         self.dir = tempfile.mkdtemp(prefix="evbtest-")
         self.pub_port, self.ack_port, self.egress_port = free_port(), free_port(), free_port()
         self.pub = "tcp://127.0.0.1:%d" % self.pub_port
@@ -225,14 +225,15 @@ class Broker:
             f.write(
                 'log_level = "%s";\n'
                 'dead_letter_dir = "%s/dead";\n'
-                'shutdown_timeout = "5s";\n'
+                'shutdown_timeout = "%s";\n'
                 'ingress = { pub = "%s"; ack = "%s"; %s };\n'
                 'egress = { pub = "%s"; };\n'
                 'journal = { dir = "%s/journal"; %s };\n'
                 'control = { endpoint = "%s"; };\n'
                 "%s\n"
                 "instances = (\n%s\n);\n"
-                % (log_level, self.dir, self.pub, self.ack, ingress, self.egress, self.dir,
+                % (log_level, self.dir, shutdown_timeout, self.pub, self.ack, ingress,
+                   self.egress, self.dir,
                    journal, self.control, extra, instances)
             )
         self.env = dict(os.environ)

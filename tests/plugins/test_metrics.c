@@ -342,6 +342,21 @@ static void test_readyz_names_what_is_missing(void)
                                    "chat\n");
     health_free(&h);
 
+    /* a stuck call is listed, not a reason */
+    evb_buf_reset(&b);
+    health_init(&h);
+    s_feed(&h, 1, 1000.0, 1, 1, 0);
+    const char *hook[] = {"instance", "hook", NULL};
+    const char *chat[] = {"instance", "chat", NULL};
+    health_on_figure(&h, "evbus_instance_stuck_calls", "", 2, chat, 0, 0, NULL,
+                     NULL);
+    health_on_figure(&h, "evbus_instance_stuck_calls", "", 2, hook, 1, 0, NULL,
+                     NULL);
+    CU_ASSERT_EQUAL(health_ready(&h, &b), 200);
+    CU_ASSERT_STRING_EQUAL(b.data, "ready\ninstances with a plugin call stuck "
+                                   "past slow_call (see the log): hook\n");
+    health_free(&h);
+
     /* no broker figures at all (not attached): not ready */
     evb_buf_reset(&b);
     health_init(&h);

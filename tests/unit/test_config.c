@@ -185,6 +185,8 @@ static void test_defaults_when_keys_absent(void)
     CU_ASSERT_PTR_NULL(cfg->plugin_dir);
     CU_ASSERT_STRING_EQUAL(cfg->dead_letter_dir, "var/evbus/dead-letters");
     CU_ASSERT_EQUAL(cfg->shutdown_timeout_ms, 10000);
+    CU_ASSERT_EQUAL(cfg->slow_call_ms, 10000);
+    CU_ASSERT_EQUAL(cfg->crash_limit, 2);
     CU_ASSERT_STRING_EQUAL(cfg->ingress_pub, "tcp://127.0.0.1:7700");
     CU_ASSERT_STRING_EQUAL(cfg->ingress_ack, "tcp://127.0.0.1:7701");
     CU_ASSERT_STRING_EQUAL(cfg->egress_pub, "tcp://127.0.0.1:7702");
@@ -256,6 +258,7 @@ static void test_unknown_root_key_names_line_and_known_keys(void)
     CU_ASSERT_TRUE(s_logged(
         "ERROR config: %s:2: log_levle: unknown setting \"log_levle\" "
         "(known: log_level, plugin_dir, dead_letter_dir, shutdown_timeout, "
+        "slow_call, crash_limit, "
         "ingress, egress, instances, journal, control)",
         s_conf));
 }
@@ -660,6 +663,23 @@ static void test_negative_duration_is_rejected(void)
     CU_ASSERT_TRUE(
         s_logged("%s:1: shutdown_timeout: expected a duration", s_conf));
     CU_ASSERT_TRUE(s_logged("got -5"));
+}
+
+static void test_slow_call_and_crash_limit_load_and_are_checked(void)
+{
+    int errors = -1;
+    evb_config_t *cfg =
+        s_load("slow_call = \"0\";\ncrash_limit = 5;\n", &errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT_EQUAL(cfg->slow_call_ms, 0);
+    CU_ASSERT_EQUAL(cfg->crash_limit, 5);
+    evb_config_destroy(&cfg);
+    cfg = s_load("slow_call = \"1m\";\ncrash_limit = 0;\n", &errors);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL(errors, 1);
+    CU_ASSERT_TRUE(s_logged("%s:2: crash_limit: ", s_conf));
+    CU_ASSERT_TRUE(s_logged("expected an integer from 1 to 1000, got 0"));
 }
 
 static void test_size_settings_outside_their_range_are_rejected(void)
@@ -1170,6 +1190,8 @@ static CU_TestInfo s_tests[] = {
      test_rename_from_names_an_instance_that_is_gone},
     {"test_unknown_egress_key_names_line_and_known_keys",
      test_unknown_egress_key_names_line_and_known_keys},
+    {"test_slow_call_and_crash_limit_load_and_are_checked",
+     test_slow_call_and_crash_limit_load_and_are_checked},
     {"test_an_empty_file_or_only_comments_is_refused",
      test_an_empty_file_or_only_comments_is_refused},
     {"test_journal_and_control_settings_load_with_defaults",

@@ -48,9 +48,8 @@ static void s_expect_reject(const char *type, const void *buf, size_t len,
 {
     evb_reject_t why = EVB_REJECT_NONE;
     char detail[256];
-    evb_event_t *ev = evb_event_decode(type, strlen(type), buf, len,
-                                       &s_limits, NOW_MS, &why, detail,
-                                       sizeof detail);
+    evb_event_t *ev = evb_event_decode(type, strlen(type), buf, len, &s_limits,
+                                       NOW_MS, &why, detail, sizeof detail);
     CU_ASSERT_PTR_NULL(ev);
     if (ev)
         evb_event_release(ev);
@@ -89,9 +88,9 @@ static void test_minimal_envelope_gets_id_time_and_specversion(void)
 
     /* the normalized envelope carries the filled-in attributes and decodes
      * to the same event, now with nothing to add */
-    evb_event_t *again = evb_event_decode(
-        "task.completed", 14, ev->msgpack, ev->msgpack_len, &s_limits,
-        NOW_MS + 5000, &why, detail, sizeof detail);
+    evb_event_t *again =
+        evb_event_decode("task.completed", 14, ev->msgpack, ev->msgpack_len,
+                         &s_limits, NOW_MS + 5000, &why, detail, sizeof detail);
     CU_ASSERT_PTR_NOT_NULL_FATAL(again);
     CU_ASSERT_STRING_EQUAL(again->id, ev->id);
     CU_ASSERT_STRING_EQUAL(again->time, ev->time);
@@ -216,8 +215,8 @@ static void test_truncated_and_trailing_bytes_are_malformed(void)
     char *longer = malloc(p.sb.size + 1);
     memcpy(longer, p.sb.data, p.sb.size);
     longer[p.sb.size] = (char)0xc0;
-    s_expect_reject("task.failed", longer, p.sb.size + 1,
-                    EVB_REJECT_MALFORMED, "follow");
+    s_expect_reject("task.failed", longer, p.sb.size + 1, EVB_REJECT_MALFORMED,
+                    "follow");
     free(longer);
     /* 0xc1 is never a valid msgpack byte */
     const unsigned char never[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xc1};
@@ -229,15 +228,12 @@ static void test_truncated_and_trailing_bytes_are_malformed(void)
 static void test_container_count_bomb_is_refused_without_allocating(void)
 {
     /* {"type":"a.b","data": map32 claiming 4 billion entries} */
-    const unsigned char bomb[] = {0x82, 0xa4, 't',  'y',  'p',  'e',
-                                  0xa3, 'a',  '.',  'b',  0xa4, 'd',
-                                  'a',  't',  'a',  0xdf, 0xff, 0xff,
-                                  0xff, 0xff, 0x01};
-    s_expect_reject("a.b", bomb, sizeof bomb, EVB_REJECT_MALFORMED,
-                    "claims");
+    const unsigned char bomb[] = {0x82, 0xa4, 't',  'y',  'p',  'e',  0xa3,
+                                  'a',  '.',  'b',  0xa4, 'd',  'a',  't',
+                                  'a',  0xdf, 0xff, 0xff, 0xff, 0xff, 0x01};
+    s_expect_reject("a.b", bomb, sizeof bomb, EVB_REJECT_MALFORMED, "claims");
     const unsigned char top[] = {0xdf, 0x7f, 0xff, 0xff, 0xff};
-    s_expect_reject("a.b", top, sizeof top, EVB_REJECT_BAD_ATTR,
-                    "attributes");
+    s_expect_reject("a.b", top, sizeof top, EVB_REJECT_BAD_ATTR, "attributes");
 }
 
 static void test_oversized_envelope_is_refused(void)
@@ -266,8 +262,8 @@ static void test_nesting_past_max_depth_is_refused(void)
     size_t n = 4000;
     unsigned char *deep = malloc(n + 32);
     size_t k = 0;
-    const unsigned char head[] = {0x82, 0xa4, 't', 'y', 'p', 'e', 0xa3,
-                                  'a',  '.',  'b', 0xa4, 'd', 'a', 't', 'a'};
+    const unsigned char head[] = {0x82, 0xa4, 't',  'y', 'p', 'e', 0xa3, 'a',
+                                  '.',  'b',  0xa4, 'd', 'a', 't', 'a'};
     memcpy(deep, head, sizeof head);
     k = sizeof head;
     memset(deep + k, 0x91, n);
@@ -294,8 +290,7 @@ static void test_invalid_utf8_is_refused_in_attributes_and_data(void)
     p_str(&p, "data");
     msgpack_pack_map(&p.pk, 1);
     p_kv(&p, "k", "\xed\xa0\x80"); /* an encoded surrogate */
-    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_UTF8,
-                    "data");
+    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_UTF8, "data");
     msgpack_sbuffer_destroy(&p.sb);
 }
 
@@ -308,8 +303,7 @@ static void test_ext_types_and_non_finite_floats_are_refused(void)
     p_str(&p, "data");
     msgpack_pack_ext(&p.pk, 1, 5);
     msgpack_pack_ext_body(&p.pk, "\0", 1);
-    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_VALUE,
-                    "ext");
+    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_VALUE, "ext");
     msgpack_sbuffer_destroy(&p.sb);
 
     p_init(&p);
@@ -318,8 +312,7 @@ static void test_ext_types_and_non_finite_floats_are_refused(void)
     p_str(&p, "data");
     msgpack_pack_array(&p.pk, 1);
     msgpack_pack_double(&p.pk, NAN);
-    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_VALUE,
-                    "NaN");
+    s_expect_reject("a.b", p.sb.data, p.sb.size, EVB_REJECT_BAD_VALUE, "NaN");
     msgpack_sbuffer_destroy(&p.sb);
 }
 
@@ -341,7 +334,7 @@ static void test_array_and_map_keys_are_refused_at_any_depth(void)
     n += 4;
     for (int i = 0; i < 22; i++)
         env[n++] = 0x81; /* {key: ... where the key is the next map */
-    env[n++] = 0xc0; /* innermost {nil: nil} */
+    env[n++] = 0xc0;     /* innermost {nil: nil} */
     env[n++] = 0xc0;
     for (int i = 0; i < 22; i++)
         env[n++] = 0xc0; /* each level's value */
@@ -352,7 +345,8 @@ static void test_array_and_map_keys_are_refused_at_any_depth(void)
                                        detail, sizeof detail);
     CU_ASSERT_PTR_NULL(ev);
     CU_ASSERT_EQUAL(why, EVB_REJECT_BAD_VALUE);
-    CU_ASSERT_PTR_NOT_NULL(strstr(detail, "data: a map key is an array or a map"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(detail, "data: a map key is an array or a map"));
 
     /* one level down, an array as the key */
     pack_t p;
@@ -380,8 +374,8 @@ static void test_array_and_map_keys_are_refused_at_any_depth(void)
     msgpack_pack_double(&p.pk, 0.5);
     ev = s_decode("a.b", &p, &why, detail);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
-    CU_ASSERT_PTR_NOT_NULL(strstr(evb_event_json(ev, NULL),
-                                  "\"data\":{\"7\":true,\"null\":0.5}"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(evb_event_json(ev, NULL), "\"data\":{\"7\":true,\"null\":0.5}"));
     evb_event_release(ev);
     msgpack_sbuffer_destroy(&p.sb);
 }
@@ -397,7 +391,8 @@ static void test_control_characters_are_refused_in_attributes_only(void)
         size_t len;
         const char *detail;
     } bad[] = {
-        {"id", "ab\0cd", 5, "attribute \"id\" holds a control character (byte 0x00 at offset 2)"},
+        {"id", "ab\0cd", 5,
+         "attribute \"id\" holds a control character (byte 0x00 at offset 2)"},
         {"project", "alpha\0evil", 10, "byte 0x00 at offset 5"},
         {"subject", "a\tb", 3, "byte 0x09 at offset 1"},
         {"source", "x\x1f", 2, "byte 0x1f at offset 1"},
@@ -433,8 +428,8 @@ static void test_control_characters_are_refused_in_attributes_only(void)
     char detail[256];
     evb_event_t *ev = s_decode("a.b", &p, &why, detail);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
-    CU_ASSERT_PTR_NOT_NULL(strstr(evb_event_json(ev, NULL),
-                                  "\"data\":\"a\\u0000b\x7f\""));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(evb_event_json(ev, NULL), "\"data\":\"a\\u0000b\x7f\""));
     evb_event_release(ev);
 
     /* a record an older broker accepted is still loaded */
@@ -444,8 +439,7 @@ static void test_control_characters_are_refused_in_attributes_only(void)
     p_kv(&p, "type", "a.b");
     p_str(&p, "project");
     msgpack_pack_str_with_body(&p.pk, "alpha\0evil", 10);
-    ev = evb_event_load(p.sb.data, p.sb.size, 9, NOW_MS, detail,
-                        sizeof detail);
+    ev = evb_event_load(p.sb.data, p.sb.size, 9, NOW_MS, detail, sizeof detail);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
     CU_ASSERT_EQUAL(ev->seq, 9);
     evb_event_release(ev);
@@ -597,8 +591,8 @@ static void test_attribute_rules_are_enforced(void)
     msgpack_sbuffer_destroy(&p.sb);
 
     /* a non-string key */
-    const unsigned char intkey[] = {0x82, 0xa4, 't', 'y', 'p', 'e', 0xa3,
-                                    'a',  '.',  'b', 0x01, 0x02};
+    const unsigned char intkey[] = {0x82, 0xa4, 't', 'y', 'p',  'e',
+                                    0xa3, 'a',  '.', 'b', 0x01, 0x02};
     s_expect_reject("a.b", intkey, sizeof intkey, EVB_REJECT_BAD_ATTR,
                     "names must be strings");
 }

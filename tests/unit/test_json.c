@@ -737,9 +737,9 @@ static void test_write_empty_array_and_map(void)
 static void test_write_scalar_keys_as_their_json_text_in_a_string(void)
 {
     msgpack_object_kv kvs[] = {
-        {s_uint(1), s_str("a")},   {s_int(-2), s_str("b")},
-        {s_bool(true), s_uint(1)}, {s_nil(), s_uint(2)},
-        {s_f64(1.5), s_uint(3)},   {s_f64(2.0), s_uint(4)},
+        {s_uint(1), s_str("a")},    {s_int(-2), s_str("b")},
+        {s_bool(true), s_uint(1)},  {s_nil(), s_uint(2)},
+        {s_f64(1.5), s_uint(3)},    {s_f64(2.0), s_uint(4)},
         {s_bool(false), s_uint(5)},
     };
     msgpack_object o = s_map(kvs, sizeof kvs / sizeof kvs[0]);
