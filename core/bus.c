@@ -17,6 +17,9 @@
 #include "log.h"
 #include "stats.h"
 
+/* The largest frame ZeroMQ reads for us (at least: twice
+ * max_message_size); larger ones close the connection. */
+#define EVB_ZMQ_FRAME_CAP ((int64_t)64 << 20)
 /* Messages read from one socket before the others get a turn. */
 #define BATCH 512
 /* A worker this many events behind makes ingest yield its time slice. */
@@ -40,8 +43,9 @@ typedef struct {
 /* Replies to acknowledged publishers wait here, in the order the requests
  * came, until the journal is durable past their event (seq 0: a refusal,
  * ready at once, but still sent in order). */
-#define REPLY_INLINE_ID 48 /* ids up to this long (UUIDs: 36) need no malloc   \
-                            */
+#define REPLY_INLINE_ID                                                        \
+    48 /* ids up to this long (UUIDs: 36) need no malloc                       \
+        */
 
 typedef struct s_reply {
     zmq_msg_t identity;
@@ -101,11 +105,14 @@ static void *s_open(evb_bus_t *bus, int type, const char *endpoint,
         return NULL;
     }
     const evb_config_t *c = bus->cfg;
-    /* Frames over the refusal limit are still read (and refused with a
-     * reason); frames over twice it are cut off by ZeroMQ itself, which
-     * closes that connection, so a hostile peer cannot make us buffer
-     * gigabytes. */
+    /* Frames over the refusal limit are still read, and refused with a
+     * reply, a count and a log line (a 10 MB id included); only frames
+     * over EVB_ZMQ_FRAME_CAP (or twice the limit) are cut off by ZeroMQ
+     * itself, which closes that connection without telling us, so a
+     * hostile peer cannot make us buffer gigabytes. */
     int64_t cap = (int64_t)c->limits.max_message_size * 2 + 65536;
+    if (cap < EVB_ZMQ_FRAME_CAP)
+        cap = EVB_ZMQ_FRAME_CAP;
     int rc = 0;
     if (type == ZMQ_SUB || type == ZMQ_ROUTER) {
         rc |= zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &cap, sizeof cap);
