@@ -315,6 +315,7 @@ static void s_track_subscription(evb_bus_t *bus, const char *msg, size_t n)
             if (sub->count <= 0) { /* the last holder left: forget it */
                 free(sub->prefix);
                 *sub = bus->subs[--bus->n_subs];
+                atomic_store(&evb_stats.egress_prefixes, bus->n_subs);
             }
             return;
         }
@@ -343,6 +344,7 @@ static void s_track_subscription(evb_bus_t *bus, const char *msg, size_t n)
     memcpy(copy, prefix, len);
     copy[len] = '\0';
     bus->subs[bus->n_subs++] = (s_egress_sub_t){copy, len, 1};
+    atomic_store(&evb_stats.egress_prefixes, bus->n_subs);
 }
 
 static void s_drain_subscriptions(evb_bus_t *bus)

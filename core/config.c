@@ -618,7 +618,7 @@ static void s_load_ingress(evb_config_t *cfg, const config_setting_t *root)
     s_int(g, "max_depth", 1, 32, &cfg->limits.max_depth);
     if (s_size(g, "max_attr_len", 16, (int64_t)1 << 20, &v) > 0)
         cfg->limits.max_attr_len = (size_t)v;
-    if (s_size(g, "max_rendered_size", 1024, (int64_t)4 << 30, &v) > 0)
+    if (s_size(g, "max_rendered_size", 1024, (int64_t)2 << 30, &v) > 0)
         cfg->limits.max_rendered_size = (size_t)v;
     if (*cfg->ingress_pub && strcmp(cfg->ingress_pub, cfg->ingress_ack) == 0)
         s_err(config_setting_get_member(g, "ack"),

@@ -65,13 +65,15 @@ static char *s_status(evb_router_t *r, const evb_config_t *cfg, int *ok)
     evb_buf_printf(&b,
                    "{\"version\":\"%s\",\"ingress\":{\"accepted\":%llu,"
                    "\"rejected\":%llu,\"duplicates\":%llu},"
-                   "\"egress\":{\"published\":%llu,\"dropped\":%llu}",
+                   "\"egress\":{\"published\":%llu,\"dropped\":%llu,"
+                   "\"subscriptions\":%llu}",
                    EVBUS_VERSION,
                    (unsigned long long)(pub.accepted + ack.accepted),
                    (unsigned long long)(pub.rejected + ack.rejected),
                    (unsigned long long)(pub.duplicates + ack.duplicates),
                    (unsigned long long)evb_read(&evb_stats.egress_published),
-                   (unsigned long long)evb_read(&evb_stats.egress_dropped));
+                   (unsigned long long)evb_read(&evb_stats.egress_dropped),
+                   (unsigned long long)evb_read(&evb_stats.egress_prefixes));
     uint64_t written = 0;
     if (r->journal) {
         char why[256];

@@ -11,6 +11,9 @@
 #include "event.h"
 
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +286,63 @@ int evb_time_valid(const char *s, size_t n)
     return 0;
 }
 
+/* Whether s[0..n) is valid UTF-8, adding the size of its JSON string to
+ * *json: one pass over the short ones (keys, most values). */
+static inline int s_text(const uint8_t *s, size_t n, size_t *json)
+{
+    const uint64_t highs = 0x8080808080808080u;
+    if (n >= 8 && n <= 16) { /* two overlapping words */
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        if (!((a | b) & highs) &&
+            !(evb_json_word_hits(a) | evb_json_word_hits(b))) {
+            *json += n + 2;
+            return 1;
+        }
+    } else if (n < 8) {
+        uint8_t any = 0, extra = 0;
+        for (size_t i = 0; i < n; i++) {
+            any |= s[i];
+            extra |= evb_json_extra[s[i]];
+        }
+        if (!(any & 0x80) && !extra) {
+            *json += n + 2;
+            return 1;
+        }
+    }
+#ifdef __SSE2__
+    else { /* longer: ASCII with nothing to escape, sixteen bytes a test */
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i bslash = _mm_set1_epi8('\\');
+        const __m128i ctl = _mm_set1_epi8(0x1f);
+        size_t size = n + 2, i = 0;
+        for (;; i += 16) {
+            size_t at = i + 16 <= n ? i : n - 16; /* the last overlaps */
+            __m128i v =
+                _mm_loadu_si128((const __m128i *)(const void *)(s + at));
+            if (_mm_movemask_epi8(v))
+                goto general; /* not ASCII */
+            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                    _mm_cmpeq_epi8(v, bslash)),
+                                       _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+            if (_mm_movemask_epi8(hit))
+                for (size_t b = i; b < at + 16; b++)
+                    size += evb_json_extra[s[b]];
+            if (at + 16 >= n) {
+                *json += size;
+                return 1;
+            }
+        }
+    }
+general:
+#endif
+    if (!evb_utf8_valid((const char *)s, n))
+        return 0;
+    *json += evb_json_string_size((const char *)s, n);
+    return 1;
+}
+
 /* ------------------------------------------------------ msgpack scanner */
 
 typedef struct {
@@ -316,9 +376,7 @@ static int s_check_item(const evb_mp_item_t *it, int is_key, void *ctx)
 {
     switch (it->kind) {
     case EVB_MP_STR:
-        if (!s_utf8_ok(it->ptr, it->len))
-            return SCAN_BAD_UTF8;
-        break;
+        return s_text(it->ptr, it->len, ctx) ? 0 : SCAN_BAD_UTF8;
     case EVB_MP_EXT:
         return SCAN_EXT;
     case EVB_MP_FLOAT:
@@ -674,7 +732,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                        (int)key.len, name, v.len, limits->max_attr_len);
                 goto refuse;
             }
-            if (!s_utf8_ok(v.ptr, v.len)) {
+            if (!s_text(v.ptr, v.len, &json)) {
                 s_fail(&e, EVB_REJECT_BAD_UTF8,
                        "attribute \"%.*s\" is not valid UTF-8", (int)key.len,
                        name);
@@ -691,7 +749,6 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
                        (int)key.len, name, v.ptr[at], at);
                 goto refuse;
             }
-            json += evb_json_string_size((const char *)v.ptr, v.len);
             a->value = v.ptr;
             a->value_len = v.len;
             strings_bytes += v.len + 1;
@@ -707,7 +764,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
             json += evb_json_mp_item_size(&v, 0);
         }
         strings_bytes += key.len + 1;
-        json += evb_json_string_size(name, key.len) + 1; /* "name": */
+        json += key.len + 3; /* "name": ([a-z0-9] or a known name) */
 
         if (a->code == A_TYPE) {
             have_type = 1;
@@ -811,7 +868,7 @@ evb_event_t *evb_event_decode(const void *type_frame, size_t type_len,
     atomic_init(&ev->json, NULL);
     atomic_init(&ev->data_json, NULL);
     ev->accepted_ms = now_ms;
-    ev->json_max = json;
+    ev->json_max = (uint32_t)json; /* <= max_rendered_size < 4 GiB */
     ev->attrs = (evb_attr_t *)(ev + 1);
     char *str = (char *)(ev->attrs + n_table);
     uint8_t *mp = (uint8_t *)str + strings_bytes;
@@ -883,7 +940,7 @@ evb_event_t *evb_event_load(const void *envelope, size_t len, uint64_t seq,
     /* the envelope passed validation when it was accepted (and the record
      * its checksum since): check it again, but against no limit that a
      * configuration change could have tightened meanwhile */
-    const evb_limits_t open = {len, MAX_DEPTH_LIMIT, len, SIZE_MAX, 1};
+    const evb_limits_t open = {len, MAX_DEPTH_LIMIT, len, UINT32_MAX, 1};
     evb_reject_t why;
     evb_event_t *ev = evb_event_decode(NULL, 0, envelope, len, &open,
                                        accepted_ms, &why, detail, detail_size);

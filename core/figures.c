@@ -153,6 +153,10 @@ static void s_ingress(s_out_t *o)
           "high-water mark",
           EVBUS_FIGURE_COUNTER, none,
           (double)evb_read(&evb_stats.egress_dropped));
+    s_put(o, "evbus_egress_subscriptions",
+          "Distinct subscription prefixes egress subscribers hold now",
+          EVBUS_FIGURE_GAUGE, none,
+          (double)evb_read(&evb_stats.egress_prefixes));
     s_put(o, "evbus_ack_replies_lost_total",
           "Acknowledgements that could not be sent (publisher gone or at "
           "its high-water mark)",

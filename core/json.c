@@ -57,16 +57,6 @@ static const char s_digits2[] = "00010203040506070809"
 /* Length of the leading run of s[0..n) that needs no escaping. Eight bytes
  * at a time while no byte in the word is < 0x20, '"' or '\\' (exact
  * "has a byte less than / equal to" word tests), then byte by byte. */
-/* Nonzero high bits where a byte of w is < 0x20, '"' or '\\'. */
-static inline uint64_t s_word_hits(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101u;
-    uint64_t q = w ^ (ones * '"');
-    uint64_t b = w ^ (ones * '\\');
-    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
-           0x8080808080808080u;
-}
-
 static size_t s_safe_run(const unsigned char *s, size_t n)
 {
     const uint64_t ones = 0x0101010101010101u;
@@ -119,7 +109,7 @@ int evb_json_write_string(evb_buf_t *out, const char *s, size_t n)
             uint64_t a, b;
             memcpy(&a, u, 8);
             memcpy(&b, u + n - 8, 8);
-            clean = !(s_word_hits(a) | s_word_hits(b));
+            clean = !(evb_json_word_hits(a) | evb_json_word_hits(b));
             if (clean) {
                 memcpy(d + 1, &a, 8);
                 memcpy(d + 1 + n - 8, &b, 8);
@@ -476,60 +466,54 @@ int evb_json_write_mp(evb_buf_t *out, const uint8_t **pp, const uint8_t *end,
     return s_write_mp(out, pp, end, max_depth);
 }
 
+/* clang-format off */
+const unsigned char evb_json_extra[256] = {
+    5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5, /* 0x00-0x0f */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* 0x10-0x1f */
+    ['"'] = 1,
+    ['\\'] = 1,
+};
+/* clang-format on */
+
 size_t evb_json_string_size(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t size = n + 2, i = 0;
-    for (;;) {
-        i += s_safe_run(u + i, n - i);
-        if (i == n)
-            return size;
-        size += s_escape[u[i++]] == 'u' ? 5 : 1;
+    size_t size = n + 2;
+    if (n < 8) { /* short: one pass, no early exit */
+        char any = 0;
+        for (size_t b = 0; b < n; b++)
+            any |= (char)evb_json_extra[u[b]];
+        for (size_t b = 0; any && b < n; b++)
+            size += evb_json_extra[u[b]];
+        return size;
     }
-}
-
-/* Decimal digits of v. */
-static size_t s_u64_size(uint64_t v)
-{
-    size_t d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
+    size_t i = 0;
+#ifdef __SSE2__
+    /* sixteen bytes with nothing to escape (nearly always) cost one test */
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+            _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+        if (_mm_movemask_epi8(hit))
+            for (size_t b = i; b < i + 16; b++)
+                size += evb_json_extra[u[b]];
     }
-    return d;
-}
-
-size_t evb_json_mp_item_size(const evb_mp_item_t *it, int is_key)
-{
-    size_t n;
-    switch (it->kind) {
-    case EVB_MP_NIL:
-        n = 4;
-        break;
-    case EVB_MP_BOOL:
-        n = it->u ? 4 : 5;
-        break;
-    case EVB_MP_UINT:
-        n = s_u64_size(it->u);
-        break;
-    case EVB_MP_INT:
-        n = 1 + s_u64_size(0 - (uint64_t)it->i);
-        break;
-    case EVB_MP_FLOAT:
-        n = EVB_JSON_FLOAT_MAX;
-        break;
-    case EVB_MP_STR:
-        return evb_json_string_size((const char *)it->ptr, it->len);
-    case EVB_MP_BIN:
-        return 2 + 4 * (((size_t)it->len + 2) / 3);
-    case EVB_MP_ARRAY: /* brackets and commas */
-        return 2 + (it->len ? it->len - 1 : 0);
-    case EVB_MP_MAP: /* braces, colons and commas */
-        return 2 + (it->len ? 2 * (size_t)it->len - 1 : 0);
-    default:
-        return 0;
+#endif
+    /* then words; the last overlaps the one before (its bytes counted
+     * once) */
+    for (; i < n; i += 8) {
+        size_t at = i + 8 <= n ? i : n - 8;
+        uint64_t w;
+        memcpy(&w, u + at, 8);
+        if (evb_json_word_hits(w))
+            for (size_t b = i; b < at + 8; b++)
+                size += evb_json_extra[u[b]];
     }
-    return is_key ? n + 2 : n; /* a scalar key is quoted */
+    return size;
 }
 
 /* ------------------------------------------------------------ parsing */

@@ -45,6 +45,21 @@ int evb_json_write_string(evb_buf_t *out, const char *s, size_t n);
 /* Bytes evb_json_write_string writes for n bytes at s. */
 size_t evb_json_string_size(const char *s, size_t n);
 
+/* The bytes an escape adds to each byte: 1 (\n, \", ...), 5 (\u00XX) or 0. */
+extern const unsigned char evb_json_extra[256];
+
+/* Nonzero high bits where a byte of w is < 0x20, '"' or '\\' (exact "has
+ * a byte less than / equal to" word tests): a word with nothing to
+ * escape gives 0. */
+static inline uint64_t evb_json_word_hits(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t q = w ^ (ones * '"');
+    uint64_t b = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
+           0x8080808080808080u;
+}
+
 /* The longest text a float is written as ("-2.2250738585072014e-308"). */
 #define EVB_JSON_FLOAT_MAX 24
 
@@ -53,8 +68,50 @@ size_t evb_json_string_size(const char *s, size_t n);
  * commas and colons (its elements are items of their own). The sum over
  * every item of a value is exactly the size of its JSON, except that each
  * float counts as EVB_JSON_FLOAT_MAX: ingest bounds an event's rendered
- * size with it. A container key counts 0: it cannot be written. */
-size_t evb_json_mp_item_size(const evb_mp_item_t *it, int is_key);
+ * size with it, once per item, so it is inline. A container key counts 0:
+ * it cannot be written. */
+static inline size_t evb_json_u64_size(uint64_t v)
+{
+    size_t d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+static inline size_t evb_json_mp_item_size(const evb_mp_item_t *it, int is_key)
+{
+    size_t n;
+    switch (it->kind) {
+    case EVB_MP_NIL:
+        n = 4;
+        break;
+    case EVB_MP_BOOL:
+        n = it->u ? 4 : 5;
+        break;
+    case EVB_MP_UINT:
+        n = evb_json_u64_size(it->u);
+        break;
+    case EVB_MP_INT:
+        n = 1 + evb_json_u64_size(0 - (uint64_t)it->i);
+        break;
+    case EVB_MP_FLOAT:
+        n = EVB_JSON_FLOAT_MAX;
+        break;
+    case EVB_MP_STR:
+        return evb_json_string_size((const char *)it->ptr, it->len);
+    case EVB_MP_BIN:
+        return 2 + 4 * (((size_t)it->len + 2) / 3);
+    case EVB_MP_ARRAY: /* brackets and commas */
+        return 2 + (it->len ? it->len - 1 : 0);
+    case EVB_MP_MAP: /* braces, colons and commas */
+        return 2 + (it->len ? 2 * (size_t)it->len - 1 : 0);
+    default:
+        return 0;
+    }
+    return is_key ? n + 2 : n; /* a scalar key is quoted */
+}
 
 /* Parse one JSON value (RFC 8259; surrounding white space allowed, nothing
  * else after it) and pack it with `pk`: objects -> maps, arrays -> arrays,

@@ -57,6 +57,7 @@ void evb_stats_ingress_totals(evb_ingress_t in, evb_ingress_totals_t *out);
 typedef struct evb_stats {
     atomic_uint_fast64_t egress_published; /* events sent on egress */
     atomic_uint_fast64_t egress_dropped;   /* skipped: a subscriber at HWM */
+    atomic_uint_fast64_t egress_prefixes;  /* distinct subscriptions held */
     atomic_uint_fast64_t ack_replies_lost; /* peer gone or at its HWM */
     atomic_uint_fast64_t journal_lost;     /* records damage took, found
                                               when the journal was opened */

@@ -747,6 +747,32 @@ static void test_write_scalar_keys_as_their_json_text_in_a_string(void)
                             "\"1.5\":3,\"2.0\":4,\"false\":5}"));
 }
 
+/* The size counted without writing is the size written, for strings of
+ * every length with escapes at every place (word, SIMD and tail paths). */
+static void test_string_size_is_the_written_size(void)
+{
+    static const char alphabet[] = "ab\"\\\n\t\x01\x1f \x7f\xc3\xa9z";
+    unsigned seed = 12345;
+    int bad = 0;
+    for (size_t n = 0; n < 80; n++) {
+        for (int round = 0; round < 200; round++) {
+            char str[80];
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                /* mostly plain letters, sometimes anything */
+                str[i] = (seed >> 16) % 8
+                             ? 'q'
+                             : alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+            }
+            evb_buf_t b = EVB_BUF_INIT;
+            CU_ASSERT_EQUAL_FATAL(evb_json_write_string(&b, str, n), 0);
+            bad += evb_json_string_size(str, n) != b.len;
+            evb_buf_free(&b);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* An array or map as a key would be written as the escaped JSON of the
  * level below, doubling per level (22 levels: 16.8 MB from 76 bytes):
  * neither writer takes one. */
@@ -1222,6 +1248,7 @@ static CU_TestInfo s_write_tests[] = {
     {"write_scalar_keys_as_their_json_text_in_a_string",
      test_write_scalar_keys_as_their_json_text_in_a_string},
     {"write_refuses_array_and_map_keys", test_write_refuses_array_and_map_keys},
+    {"string_size_is_the_written_size", test_string_size_is_the_written_size},
     {"write_bin_key_as_its_base64_string",
      test_write_bin_key_as_its_base64_string},
     CU_TEST_INFO_NULL,
