@@ -17,6 +17,12 @@ static char *s_error(int *ok, const char *fmt, const char *arg)
 {
     char msg[512];
     snprintf(msg, sizeof msg, fmt, arg ? arg : "");
+    /* the request's bytes may not be UTF-8 (or were cut inside a
+     * character): the reply stays valid JSON */
+    if (!evb_utf8_valid(msg, strlen(msg)))
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
     evb_buf_t b = EVB_BUF_INIT;
     evb_buf_puts(&b, "{\"error\":");
     evb_json_write_string(&b, msg, strlen(msg));

@@ -2,12 +2,13 @@
 # Install everything evbus needs to build, run and test, on Debian 12.
 # Uses sudo when not run as root. Safe to run again.
 # prometheus is there for promtool (the tests check /metrics with it);
-# libmicrohttpd-dev serves /metrics (the metrics plugin).
+# libmicrohttpd-dev serves /metrics (the metrics plugin); clang and its
+# libFuzzer runtime build the fuzz targets (tools/run-fuzz).
 set -e
 PKGS="build-essential autoconf automake libtool pkg-config
       libzmq3-dev libmsgpack-dev libconfig-dev libcurl4-openssl-dev libssl-dev
       libcunit1-dev libmicrohttpd-dev python3 python3-zmq python3-msgpack
-      fiu-utils openssl prometheus"
+      fiu-utils openssl prometheus clang libclang-rt-14-dev"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
