@@ -1,5 +1,6 @@
 #include "control.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -227,9 +228,17 @@ static char *s_dead_letters(evb_router_t *r, int argc, char **argv, int *ok)
     evb_instance_t *inst = s_find(r, argv[1]);
     if (!inst)
         return s_error(ok, "no instance named \"%s\"", argv[1]);
-    long limit = argc > 2 ? atol(argv[2]) : 100;
-    if (limit < 1)
-        limit = 1;
+    long limit = 100;
+    if (argc > 2) {
+        char *end = NULL;
+        errno = 0;
+        limit = strtol(argv[2], &end, 10);
+        if (!argv[2][0] || *end || errno || limit < 1 || limit > 1000000)
+            return s_error(ok,
+                           "LIMIT must be a number from 1 to 1000000, got "
+                           "\"%s\"",
+                           argv[2]);
+    }
     int total = evb_deadletter_each(inst->dead, s_count_line, NULL);
     evb_buf_t b = EVB_BUF_INIT;
     evb_buf_printf(&b, "{\"instance\":");

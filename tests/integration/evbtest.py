@@ -8,9 +8,11 @@ evbtest.main(), which prints one summary line tools/run-tests adds up:
 "test_name: N passed, N failed, N skipped".
 """
 
+import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -110,6 +112,40 @@ def ids_in(path, torn=None):
     except FileNotFoundError:
         pass
     return ids
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """{(name, ((label, value), ...)): float} of every sample of a
+    Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        labels = tuple(sorted(
+            (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+            for k, v in LABEL.findall(m.group(2) or "")))
+        key = (m.group(1), labels)
+        assert key not in out, "duplicate series %r" % (key,)
+        out[key] = float(m.group(3))
+    return out
+
+
+def http_get(port, path, method="GET", headers=None, timeout=10):
+    """(status, {header: value}, body) of one request to 127.0.0.1:port."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
+            r.read().decode("utf-8")
+    finally:
+        c.close()
 
 
 def envelope(type_, **attrs):

@@ -3,7 +3,6 @@ on loopback, scraped over HTTP after publishing known events over real
 ZeroMQ sockets. Every scrape must pass `promtool check metrics` (Debian's
 prometheus package), and the counters must be exact."""
 
-import http.client
 import os
 import re
 import shutil
@@ -14,46 +13,15 @@ import time
 
 import evbtest
 from evbtest import envelope, free_port, wait_for
+from evbtest import http_get as get, parse_metrics as parse
 import webhooktest
 
 PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool") or "/usr/bin/promtool"
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
 
 def metrics_instance(port, options="", topics=("**",), name="metrics"):
     return ('{ name = "%s"; plugin = "metrics"; topics = [ %s ];\n'
             '  options = { listen = "127.0.0.1:%d"; %s }; }'
             % (name, ", ".join('"%s"' % t for t in topics), port, options))
-
-
-def parse(text):
-    """{(name, ((label, value), ...)): float} of every sample."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, "not a sample line: %r" % line
-        labels = tuple(sorted(
-            (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
-            for k, v in LABEL.findall(m.group(2) or "")))
-        key = (m.group(1), labels)
-        assert key not in out, "duplicate series %r" % (key,)
-        out[key] = float(m.group(3))
-    return out
-
-
-def get(port, path, method="GET", headers=None, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, headers=headers or {})
-        r = c.getresponse()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
-            r.read().decode("utf-8")
-    finally:
-        c.close()
 
 
 class MetricsTest(evbtest.TestCase):
@@ -327,6 +295,11 @@ class MetricsTest(evbtest.TestCase):
         wait_for(lambda: rx.count()["requests"] >= 2, what="the hanging request")
         b.send_signal(signal.SIGTERM)
         wait_for(lambda: "stopping ingress" in b.log(), what="the drain")
+        # the instances begin draining one after the other, just after
+        # that line: wait for both (the hanging one drains until the
+        # shutdown deadline)
+        wait_for(lambda: "instances not running: chat, hook" in get(port, "/readyz")[2],
+                 what="both instances draining")
         status, _, body = get(port, "/readyz")
         self.assertEqual(status, 503, body)
         self.assertIn("not ready: evbusd is starting or stopping;", body)
