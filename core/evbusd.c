@@ -290,6 +290,13 @@ static void s_previous_crash(const evb_config_t *cfg, s_state_t *st)
     if (!evb_crash_previous(cfg->journal_dir, &cr))
         return;
     const char *sig = strsignal(cr.sig);
+    if (!cr.instance[0] && cr.plugin[0]) {
+        evb_error("the previous evbusd died of signal %d (%s) in the code of "
+                  "plugin %s, on a thread of its own (not in a call from "
+                  "evbusd)",
+                  cr.sig, sig, cr.plugin);
+        return;
+    }
     if (!cr.instance[0]) {
         evb_error("the previous evbusd died of signal %d (%s), not in a "
                   "plugin call",

@@ -8,10 +8,11 @@
 
 #include "hostapi.h"
 #include "log.h"
+#include "watch.h"
 
 /* The size of the 1.0 descriptor: everything up to and including
  * shutdown. A plugin's struct_size below this is refused. */
-#define DESC_1_0_SIZE \
+#define DESC_1_0_SIZE                                                          \
     (offsetof(evbus_plugin_t, shutdown) + sizeof(void (*)(void *)))
 
 const char *evb_loader_search_path(const char *dir)
@@ -92,8 +93,8 @@ evb_plugin_t *evb_plugin_load(const char *ref, const char *search_path,
     *(void **)&entry = dlsym(pl->handle, EVBUS_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
         snprintf(err, errsz,
-                 "%s is not an evbus plugin: it does not export %s()",
-                 pl->path, EVBUS_PLUGIN_ENTRY_SYMBOL);
+                 "%s is not an evbus plugin: it does not export %s()", pl->path,
+                 EVBUS_PLUGIN_ENTRY_SYMBOL);
         goto fail;
     }
     const evbus_plugin_t *d = entry(host_abi);
@@ -132,12 +133,11 @@ evb_plugin_t *evb_plugin_load(const char *ref, const char *search_path,
                  pl->path, d->struct_size, (size_t)DESC_1_0_SIZE, hmaj);
         goto fail;
     }
-    size_t n = d->struct_size < sizeof pl->desc ? d->struct_size
-                                                : sizeof pl->desc;
+    size_t n =
+        d->struct_size < sizeof pl->desc ? d->struct_size : sizeof pl->desc;
     memcpy(&pl->desc, d, n);
     if (!s_name_ok(pl->desc.name)) {
-        snprintf(err, errsz,
-                 "plugin %s has no valid name (1-64 of [a-z0-9_-])",
+        snprintf(err, errsz, "plugin %s has no valid name (1-64 of [a-z0-9_-])",
                  pl->path);
         goto fail;
     }
@@ -149,14 +149,15 @@ evb_plugin_t *evb_plugin_load(const char *ref, const char *search_path,
         goto fail;
     }
     pl->schema = evb_schema_new(pl->desc.name);
-    if (!pl->schema ||
-        pl->desc.declare(pl->schema, evb_host_table()) != 0) {
+    if (!pl->schema || pl->desc.declare(pl->schema, evb_host_table()) != 0) {
         snprintf(err, errsz,
                  "plugin %s (%s) failed to declare its options (see the "
                  "errors above)",
                  pl->path, pl->desc.name);
         goto fail;
     }
+    /* a crash on a thread of its own is put down to it by address */
+    evb_watch_plugin_code((const void *)(uintptr_t)entry, pl->desc.name);
     evb_debug("loaded plugin %s %s from %s (ABI %u.%u)", pl->desc.name,
               pl->desc.version ? pl->desc.version : "", pl->path, pmaj, pmin);
     return pl;

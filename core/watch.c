@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -73,10 +75,63 @@ static void s_put_u64(s_out_t *o, uint64_t v)
         o->b[o->n++] = d[--k];
 }
 
+/* Each plugin's executable code, by address. */
+#define MAX_CODE 64
+static struct {
+    uintptr_t lo, hi;
+    char name[72];
+} s_code[MAX_CODE];
+static int s_n_code;
+
+typedef struct {
+    uintptr_t sym, lo, hi;
+} s_find_t;
+
+static int s_find_mapping(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    s_find_t *f = ctx;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (f->sym >= lo && f->sym < hi) {
+            f->lo = lo;
+            f->hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void evb_watch_plugin_code(const void *sym, const char *name)
+{
+    s_find_t f = {(uintptr_t)sym, 0, 0};
+    if (s_n_code == MAX_CODE || !dl_iterate_phdr(s_find_mapping, &f))
+        return;
+    s_code[s_n_code].lo = f.lo;
+    s_code[s_n_code].hi = f.hi;
+    snprintf(s_code[s_n_code].name, sizeof s_code[s_n_code].name, "%s", name);
+    s_n_code++;
+}
+
+/* The address the signal came from (0 where unknown). */
+static uintptr_t s_fault_pc(void *uc)
+{
+#if defined(__x86_64__)
+    return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.pc;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
 static void s_on_fatal(int sig, siginfo_t *si, void *uc)
 {
     (void)si;
-    (void)uc;
     s_out_t o = {.n = 0};
     s_put(&o, "signal ");
     s_put_u64(&o, (uint64_t)sig);
@@ -93,6 +148,14 @@ static void s_on_fatal(int sig, siginfo_t *si, void *uc)
             s_put(&o, "\n");
             s_line(&o, "id", atomic_load(&c->id));
         }
+    } else {
+        uintptr_t pc = s_fault_pc(uc);
+        for (int i = 0; i < s_n_code; i++)
+            if (pc >= s_code[i].lo && pc < s_code[i].hi) {
+                s_line(&o, "plugin", s_code[i].name);
+                s_line(&o, "what", "own thread");
+                break;
+            }
     }
     if (s_note_fd >= 0) {
         ssize_t w = write(s_note_fd, o.b, o.n);

@@ -59,7 +59,8 @@ int evb_call_stuck(evb_call_t *c, int64_t now_ms, int64_t *secs);
 typedef struct evb_crash {
     int sig;
     char instance[80]; /* "" when the crash was not in a plugin call */
-    char plugin[256];
+    char plugin[256];  /* also when the address was in a plugin's code on a
+                          thread of its own ("what" is then "own thread") */
     char what[32];
     uint64_t seq; /* 0 when no event was being delivered */
     char id[260];
@@ -70,6 +71,11 @@ typedef struct evb_crash {
  * *out filled (and the count of crashes in a row on the same event kept in
  * DIR/crash.count), 0 when the previous run did not crash. */
 int evb_crash_previous(const char *dir, evb_crash_t *out);
+/* The code of plugin `name` is the executable mapping that holds `sym` (a
+ * function of it): a crash whose address lies there, on a thread the
+ * plugin started itself, is put down to that plugin. Main thread, at
+ * load; up to 64 plugins. */
+void evb_watch_plugin_code(const void *sym, const char *name);
 /* Install the fatal-signal handlers that write DIR/crash.note. 0 or -1. */
 int evb_crash_arm(const char *dir);
 /* An orderly exit after evb_crash_arm: the note and the count go. */

@@ -28,7 +28,7 @@ def misbehave_so():
     if not _SO:
         out = os.path.join(tempfile.mkdtemp(prefix="evbtest-mb-"), "misbehave.so")
         cc = os.environ.get("CC", "cc").split()
-        r = subprocess.run(cc + ["-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
+        r = subprocess.run(cc + ["-shared", "-fPIC", "-pthread", "-fvisibility=hidden", "-Wall",
                                  "-Werror", "-I", os.path.join(evbtest.SRCDIR, "include"),
                                  "-o", out,
                                  os.path.join(evbtest.SRCDIR, "tests", "integration",
@@ -128,6 +128,19 @@ class MisbehaveTest(evbtest.TestCase):
         self.assertIn("1 crash in a row on this event: it is dead-lettered", b.log())
         self.publish(b, ["c3"])
         wait_for(lambda: set(ids_in(b.path("bad.jsonl"))) == {"c1", "c3"}, what="c3 after c2")
+        self.assertEqual(b.stop(), 0)
+
+    def test_a_crash_on_the_plugins_own_thread_is_put_down_to_it(self):
+        b = self.broker(crash_thread=True, delay="500ms")
+        b.start()
+        self.assert_died_of(b, signal.SIGSEGV)
+        with open(b.config) as f:
+            conf = f.read()
+        with open(b.config, "w") as f:
+            f.write(conf.replace("crash_thread = true;", ""))
+        b.start()
+        self.assertRegex(b.log(), r"ERROR the previous evbusd died of signal 11 \([^)]*\) in "
+                                  r"the code of plugin misbehave, on a thread of its own")
         self.assertEqual(b.stop(), 0)
 
     def test_a_blocked_deliver_is_reported_and_cannot_hold_the_exit(self):

@@ -5,9 +5,11 @@
  *   abort_on    deliver() calls abort() (SIGABRT)
  *   block_on    deliver() never returns
  *   garbage_on  deliver() returns a value that is no outcome
- * after `delay` (so that its acknowledgement is out first), and
- * block_in_shutdown makes shutdown() never return. Every other event is
- * appended as one JSON line to `out`. */
+ * after `delay` (so that its acknowledgement is out first);
+ * block_in_shutdown makes shutdown() never return, and crash_thread makes
+ * a thread of its own dereference NULL `delay` after init(). Every other event
+ * is appended as one JSON line to `out`. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +38,21 @@ static int s_declare(evbus_schema_t *schema, const evbus_host_t *host)
                                  "an event id to misbehave on") < 0)
             return -1;
     if (host->declare_option(schema, "delay", EVBUS_OPT_DURATION, "0", 0,
-                             "wait this long before misbehaving") < 0)
+                             "wait this long before misbehaving") < 0 ||
+        host->declare_option(schema, "crash_thread", EVBUS_OPT_BOOL, "false", 0,
+                             "a thread of its own crashes") < 0)
         return -1;
     return host->declare_option(schema, "block_in_shutdown", EVBUS_OPT_BOOL,
                                 "false", 0, "shutdown() never returns");
+}
+
+static void *s_crasher(void *arg)
+{
+    state_t *st = arg;
+    usleep((useconds_t)(st->delay_ms * 1000));
+    volatile int *nowhere = NULL;
+    *nowhere = 1;
+    return NULL;
 }
 
 static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
@@ -61,6 +74,10 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
         return -1;
     }
     *userdata = st;
+    pthread_t t;
+    if (host->config_int(inst, "crash_thread") &&
+        pthread_create(&t, NULL, s_crasher, st) == 0)
+        pthread_detach(t);
     return 0;
 }
 
