@@ -559,6 +559,7 @@ static void *s_worker(void *arg)
     for (int i = 0; i < inst->n_threads; i++)
         if (pthread_equal(inst->threads[i], pthread_self()))
             evb_call_self = &inst->calls[i];
+    evb_watch_thread_begin();
     for (;;) {
         int64_t now = evb_mono_ms();
         if (interval > 0 && !inst->ticking &&
@@ -670,6 +671,7 @@ static void *s_worker(void *arg)
         atomic_fetch_sub(&inst->sleepers, 1);
     }
     pthread_mutex_unlock(&inst->lock);
+    evb_watch_thread_end();
     return NULL;
 }
 

@@ -171,6 +171,30 @@ static void s_on_fatal(int sig, siginfo_t *si, void *uc)
     raise(sig);
 }
 
+#define ALT_STACK (64 * 1024)
+static __thread void *s_alt;
+
+void evb_watch_thread_begin(void)
+{
+    if (s_alt || !(s_alt = malloc(ALT_STACK)))
+        return;
+    stack_t ss = {.ss_sp = s_alt, .ss_size = ALT_STACK, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) < 0) {
+        free(s_alt);
+        s_alt = NULL;
+    }
+}
+
+void evb_watch_thread_end(void)
+{
+    if (!s_alt)
+        return;
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    free(s_alt);
+    s_alt = NULL;
+}
+
 int evb_crash_arm(const char *dir)
 {
     char path[PATH_MAX];
@@ -181,7 +205,8 @@ int evb_crash_arm(const char *dir)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = s_on_fatal;
-    sa.sa_flags = SA_SIGINFO;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK; /* a stack overflow too */
+    evb_watch_thread_begin();
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < N_FATAL; i++)
         if (sigaction(s_fatal[i], &sa, &s_old[i]) < 0)

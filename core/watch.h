@@ -76,6 +76,12 @@ int evb_crash_previous(const char *dir, evb_crash_t *out);
  * plugin started itself, is put down to that plugin. Main thread, at
  * load; up to 64 plugins. */
 void evb_watch_plugin_code(const void *sym, const char *name);
+/* Give the calling thread a stack of its own for the crash handler, so a
+ * stack overflow in plugin code still leaves a note; _end takes it back.
+ * The worker threads call them; evb_crash_arm does it for the main
+ * thread. */
+void evb_watch_thread_begin(void);
+void evb_watch_thread_end(void);
 /* Install the fatal-signal handlers that write DIR/crash.note. 0 or -1. */
 int evb_crash_arm(const char *dir);
 /* An orderly exit after evb_crash_arm: the note and the count go. */

@@ -119,6 +119,16 @@ class MisbehaveTest(evbtest.TestCase):
     def test_an_abort_in_deliver_is_named_and_dead_lettered_after_two(self):
         self._crash_twice_then_dead_letter("abort_on", signal.SIGABRT)
 
+    def test_a_stack_overflow_in_deliver_is_named(self):
+        b = self.broker(overflow_on="o2", delay="300ms")
+        b.start()
+        self.publish(b, ["o1", "o2"])
+        self.assert_died_of(b, signal.SIGSEGV)
+        b.start(wait=False)
+        self.assert_died_of(b, signal.SIGSEGV)
+        self.assertRegex(b.log(), r"died of signal 11 \([^)]*\) in plugin misbehave, "
+                                  r"instance bad, delivering event o2 \(seq 2\)")
+
     def test_crash_limit_is_a_setting(self):
         b = self.broker(extra="crash_limit = 1;", crash_on="c2", delay="300ms")
         b.start()

@@ -3,6 +3,7 @@
  * event id and a way to misbehave on it:
  *   crash_on    deliver() dereferences NULL (SIGSEGV)
  *   abort_on    deliver() calls abort() (SIGABRT)
+ *   overflow_on deliver() recurses until the stack runs out
  *   block_on    deliver() never returns
  *   garbage_on  deliver() returns a value that is no outcome
  * after `delay` (so that its acknowledgement is out first);
@@ -21,7 +22,7 @@
 typedef struct {
     const evbus_host_t *host;
     FILE *out;
-    const char *crash_on, *abort_on, *block_on, *garbage_on;
+    const char *crash_on, *abort_on, *block_on, *garbage_on, *overflow_on;
     int block_in_shutdown;
     int64_t delay_ms;
 } state_t;
@@ -29,7 +30,7 @@ typedef struct {
 static int s_declare(evbus_schema_t *schema, const evbus_host_t *host)
 {
     static const char *const ids[] = {"crash_on", "abort_on", "block_on",
-                                      "garbage_on"};
+                                      "garbage_on", "overflow_on"};
     if (host->declare_option(schema, "out", EVBUS_OPT_STRING, NULL,
                              EVBUS_OPT_REQUIRED, "JSON lines go here") < 0)
         return -1;
@@ -66,6 +67,7 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     st->abort_on = host->config_string(inst, "abort_on");
     st->block_on = host->config_string(inst, "block_on");
     st->garbage_on = host->config_string(inst, "garbage_on");
+    st->overflow_on = host->config_string(inst, "overflow_on");
     st->block_in_shutdown = (int)host->config_int(inst, "block_in_shutdown");
     st->delay_ms = host->config_int(inst, "delay");
     st->out = fopen(host->config_string(inst, "out"), "a");
@@ -81,6 +83,18 @@ static int s_init(evbus_instance_t *inst, const evbus_host_t *host,
     return 0;
 }
 
+/* Deeper and deeper, until the stack's guard page (a depth no stack
+ * reaches stands for "forever", which the compiler would refuse). */
+static int s_recurse(volatile char *above, long n)
+{
+    volatile char frame[1024];
+    frame[0] = (char)n;
+    frame[1023] = above ? above[0] : 0;
+    if (n > 100000000L)
+        return frame[0];
+    return s_recurse(frame, n + 1) + frame[0];
+}
+
 static int s_is(const char *want, const char *id)
 {
     return want && *want && strcmp(want, id) == 0;
@@ -91,7 +105,8 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
 {
     state_t *st = userdata;
     const char *id = st->host->event_attr(ev, "id");
-    if (st->delay_ms && (s_is(st->crash_on, id) || s_is(st->abort_on, id)))
+    if (st->delay_ms && (s_is(st->crash_on, id) || s_is(st->abort_on, id) ||
+                         s_is(st->overflow_on, id)))
         usleep((useconds_t)(st->delay_ms * 1000));
     if (s_is(st->crash_on, id)) {
         volatile int *nowhere = NULL;
@@ -99,6 +114,8 @@ static int s_deliver(void *userdata, const evbus_event_t *ev,
     }
     if (s_is(st->abort_on, id))
         abort();
+    if (s_is(st->overflow_on, id))
+        return s_recurse(NULL, 0);
     if (s_is(st->block_on, id))
         for (;;)
             pause();
