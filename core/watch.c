@@ -221,6 +221,7 @@ void evb_crash_disarm(const char *dir)
         return; /* never armed: the last run's note is still to be read */
     for (size_t i = 0; i < N_FATAL; i++)
         sigaction(s_fatal[i], &s_old[i], NULL);
+    evb_watch_thread_end(); /* the main thread's stack for the handler */
     close(s_note_fd);
     s_note_fd = -1;
     snprintf(path, sizeof path, "%s/" NOTE, dir);
